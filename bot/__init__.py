@@ -1,0 +1,1 @@
+"""The Telegram side of corpus-bot, and its command line (``corpus-bot``, ``python -m bot``)."""

@@ -1,0 +1,219 @@
+"""corpus-bot on Telegram: ask a question, get back the best-matching quotes with their dates.
+
+The bot answers in private chats (any text), in groups (``/ask question``, a mention, or a reply to the
+bot) and inline (``@botname question`` in any chat). Each answer is a page of whole sentences from the
+corpus, ranked by BM25, each with its document's date and title, with buttons for the next page and for
+the sentences around a quote. ``/start`` welcomes with example questions, ``/help`` explains the query
+syntax, ``/about`` shows what the corpus holds.
+
+Run it on a laptop (polling mode), with a token from @BotFather::
+
+    TELEGRAM_BOT_TOKEN=123456:ABC... corpus-bot run [--config config.yaml]
+
+Press Ctrl-C (or send SIGTERM) to stop it cleanly. :func:`build_application` is the one place the
+python-telegram-bot ``Application`` is put together; polling (:func:`run_polling`) and webhook mode both
+use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError, TimedOut
+from telegram.ext import (
+    AIORateLimiter,
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    Defaults,
+    InlineQueryHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import handlers
+from bot.config import ConfigError, Settings
+from bot.handlers import BotContext, Services
+
+if TYPE_CHECKING:
+    from retrieval import SearchIndex
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
+COMMANDS = [
+    BotCommand("start", "Welcome and example questions"),
+    BotCommand("help", "How to ask: phrases, exclusions, dates"),
+    BotCommand("about", "What the corpus holds"),
+    BotCommand("ask", "Ask a question (for groups)"),
+]
+NO_PREVIEWS = LinkPreviewOptions(is_disabled=True)
+_RETRY_AFTER_429 = 3  # Telegram's flood control: wait retry_after and try again, this many times
+_SERVER_RETRIES = 2  # 5xx answers and failed connections: try again this many times
+_SERVER_BACKOFF = 0.5  # seconds before the first retry; doubled each time
+
+
+def build_application(settings: Settings, index: SearchIndex, token: str) -> Application:
+    """The bot, ready to be run by polling or fed by a webhook: settings, handlers and the index wired in."""
+    quiet_http_logs()
+    protect_token_in_logs(token)
+    tg = settings.telegram
+    application = (
+        ApplicationBuilder()
+        .token(token)
+        .base_url(tg.base_url)
+        .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEWS))
+        .rate_limiter(RetryingRateLimiter(max_retries=_RETRY_AFTER_429))
+        .concurrent_updates(tg.concurrent_updates)
+        .connect_timeout(tg.connect_timeout)
+        .read_timeout(tg.read_timeout)
+        .get_updates_connect_timeout(tg.connect_timeout)
+        .get_updates_read_timeout(tg.read_timeout)
+        .context_types(ContextTypes(context=BotContext))
+        .post_init(setup_bot)
+        .build()
+    )
+    application.bot_data[handlers.SERVICES_KEY] = Services.create(settings, index)
+    add_handlers(application)
+    return application
+
+
+def add_handlers(application: Application) -> None:
+    """Who answers what. Edited messages and channel posts are not listened to: an edit must not answer
+    a question twice."""
+    new = filters.UpdateType.MESSAGE
+    private, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
+    text = filters.TEXT & ~filters.COMMAND
+    application.add_handlers([
+        CommandHandler("start", handlers.start, filters=new),
+        CommandHandler("help", handlers.help_command, filters=new),
+        CommandHandler("about", handlers.about, filters=new),
+        CommandHandler("ask", handlers.question, filters=new),
+        MessageHandler(new & private & text, handlers.question),
+        MessageHandler(new & groups & text & handlers.AddressedToBot(), handlers.question),
+        MessageHandler(new & private & filters.COMMAND, handlers.unknown_command),
+        MessageHandler(new & private & ~filters.TEXT & ~filters.StatusUpdate.ALL, handlers.not_text),
+        CallbackQueryHandler(handlers.button),
+        InlineQueryHandler(handlers.inline_query),
+    ])
+    application.add_error_handler(handlers.on_error)
+
+
+async def setup_bot(application: Application) -> None:
+    """Once the bot is known to Telegram: register the command menu and warm up the example questions.
+
+    Used as ``post_init`` by polling; a custom webhook server must await it itself after ``initialize()``.
+    """
+    bot = application.bot
+    me = await bot.get_me()
+    try:
+        await bot.set_my_commands(COMMANDS)
+    except TelegramError as error:  # the menu is a convenience: never a reason not to start
+        logger.warning("could not register the command menu: %s", error)
+    services: Services = application.bot_data[handlers.SERVICES_KEY]
+    await services.examples()
+    stats = services.stats
+    logger.info("@%s is ready: %d documents, %d sentences", me.username, stats.documents, stats.sentences)
+
+
+def run_polling(settings: Settings, index: SearchIndex, token: str) -> None:
+    """Run the bot by long polling until SIGINT / SIGTERM, then shut down cleanly."""
+    application = build_application(settings, index, token)
+    logger.info("starting in polling mode against %s", settings.telegram.base_url)
+    try:
+        application.run_polling(
+            allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=settings.telegram.drop_pending_updates,
+        )
+    except InvalidToken:
+        raise ConfigError(
+            f"Telegram rejected the bot token in {settings.telegram.token_env} (telegram.token_env)"
+        ) from None
+    except (NetworkError, TimedOut) as error:
+        if isinstance(error, BadRequest):
+            raise
+        raise ConfigError(
+            f"cannot reach the Bot API at {settings.telegram.base_url}: {error} (telegram.base_url)"
+        ) from None
+
+
+class RetryingRateLimiter(AIORateLimiter):
+    """``AIORateLimiter`` (outgoing flood control; waits out 429 ``retry_after``) that also retries requests
+    which certainly did not reach Telegram or failed on its side (5xx, refused connections).
+
+    A *read* timeout is not retried: the message may have been delivered, and a question must not be
+    answered twice. ``getUpdates`` is left to the updater, which has its own back-off.
+    """
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: int | None,
+    ) -> Any:
+        delay = _SERVER_BACKOFF
+        for attempt in range(_SERVER_RETRIES + 1):
+            try:
+                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
+            except NetworkError as error:
+                if attempt == _SERVER_RETRIES or endpoint == "getUpdates" or not _worth_retrying(error):
+                    raise
+                logger.warning("%s failed (%s); retrying in %.1f s", endpoint, error, delay)
+                await asyncio.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+
+def _worth_retrying(error: NetworkError) -> bool:
+    if isinstance(error, BadRequest):
+        return False
+    if isinstance(error, TimedOut):  # only if the request never left: no connection, or none free
+        return isinstance(error.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
+    return True
+
+
+# -- logging -------------------------------------------------------------------------------------------
+
+
+def quiet_http_logs() -> None:
+    """httpx logs every request URL at INFO, and Bot API URLs contain the token."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+class TokenRedactingFilter(logging.Filter):
+    """Replaces the token in log records (message, arguments, traceback) with ``<token>``."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, "<token>"), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and self.token in record.exc_text:
+            record.exc_text = record.exc_text.replace(self.token, "<token>")
+        if record.stack_info and self.token in record.stack_info:
+            record.stack_info = record.stack_info.replace(self.token, "<token>")
+        return True
+
+
+def protect_token_in_logs(token: str) -> None:
+    """Attach :class:`TokenRedactingFilter` to every handler of the root logger (once per token)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, TokenRedactingFilter) and f.token == token for f in handler.filters):
+            handler.addFilter(TokenRedactingFilter(token))

@@ -1,0 +1,187 @@
+"""The ``corpus-bot`` command line: ask a question, build the index, run the bot.
+
+    corpus-bot ask "basic research" [--top-k N] [--corpus DIR] [--config PATH] [--json]
+    corpus-bot index [--corpus DIR] [--config PATH] [--rebuild]
+    corpus-bot run [--config PATH] [--mode polling|webhook]
+
+Every failure a user can cause (no corpus folder, an empty corpus, a bad config file, no token) ends in one
+line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Settings, load_settings, read_token
+from retrieval import CorpusError, Hit, OpenedIndex, SearchResult, open_index
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        return int(args.command(args, settings))
+    except (ConfigError, CorpusError) as error:
+        print(f"corpus-bot: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="corpus-bot", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str, command) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(command=command)
+        sub.add_argument("--config", type=Path, default=None, help="config file (default: ./config.yaml)")
+        return sub
+
+    ask = add("ask", "answer one question from the corpus in the terminal", _ask)
+    ask.add_argument("question", help='the question; supports "phrases", -word, after:/before:/year:')
+    ask.add_argument(
+        "--top-k", type=_positive_int, default=5, metavar="N", help="how many quotes (default 5)"
+    )
+    ask.add_argument(
+        "--corpus", type=Path, default=None, metavar="DIR", help="corpus folder (overrides config)"
+    )
+    ask.add_argument("--json", action="store_true", help="print the hits as a JSON list")
+
+    index = add("index", "build or refresh the on-disk index and print the load summary", _index)
+    index.add_argument(
+        "--corpus", type=Path, default=None, metavar="DIR", help="corpus folder (overrides config)"
+    )
+    index.add_argument("--rebuild", action="store_true", help="rebuild even if the cache is up to date")
+
+    run = add("run", "run the Telegram bot", _run)
+    run.add_argument("--mode", choices=("polling", "webhook"), default=None, help="overrides telegram.mode")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _open(
+    settings: Settings, corpus: Path | None, *, rebuild: bool = False, show_progress: bool = False
+) -> OpenedIndex:
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc="indexing", file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+
+    try:
+        return open_index(
+            corpus or settings.corpus.path,
+            settings.index_settings(),
+            settings.index.cache_dir,
+            progress=progress if show_progress else None,
+            rebuild=rebuild,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _ask(args: argparse.Namespace, settings: Settings) -> int:
+    opened = _open(settings, args.corpus)
+    if opened.problems:
+        skipped = opened.skipped
+        warnings = sum(1 for p in opened.problems if not p.skipped)
+        print(
+            f"note: {skipped} files skipped, {warnings} warnings (`corpus-bot index` lists them)",
+            file=sys.stderr,
+        )
+    result = opened.index.search(args.question, k=args.top_k)
+    if args.json:
+        print(json.dumps([_hit_json(hit) for hit in result.hits], ensure_ascii=False, indent=2))
+    else:
+        print(_format_result(result, bold=sys.stdout.isatty()))
+    return 0 if result.error is None else EXIT_FAILURE
+
+
+def _hit_json(hit: Hit) -> dict[str, object]:
+    return {
+        "text": hit.text,
+        "date": hit.date.isoformat() if hit.date else None,
+        "title": hit.title,
+        "doc": hit.doc,
+        "score": round(hit.score, 6),
+    }
+
+
+def _format_result(result: SearchResult, *, bold: bool) -> str:
+    if result.error:
+        return result.error
+    lines: list[str] = []
+    if result.empty or result.weak:
+        lines.append("No good match." if result.empty else "Only weak matches:")
+        for word, options in result.suggestions.items():
+            lines.append(f"  did you mean {' or '.join(options)} (for “{word}”)?")
+    for rank, hit in enumerate(result.hits, start=1):
+        date = hit.date.isoformat() if hit.date else "date unknown"
+        lines.append(f"{rank}. {date} · {hit.title}  [{hit.doc}, score {hit.score:.2f}]")
+        lines.append(f"   {_emphasise(hit, bold)}")
+        if hit.duplicates:
+            lines.append(f"   (also in {hit.duplicates} other place{'s' if hit.duplicates > 1 else ''})")
+    return "\n".join(lines)
+
+
+def _emphasise(hit: Hit, bold: bool) -> str:
+    if not bold:
+        return hit.text
+    out, last = [], 0
+    for start, end in hit.spans:
+        out += [hit.text[last:start], "\033[1m", hit.text[start:end], "\033[0m"]
+        last = end
+    out.append(hit.text[last:])
+    return "".join(out)
+
+
+def _index(args: argparse.Namespace, settings: Settings) -> int:
+    opened = _open(settings, args.corpus, rebuild=args.rebuild, show_progress=sys.stderr.isatty())
+    for problem in opened.problems:
+        print(problem, file=sys.stderr)
+    print(opened.summary())
+    if opened.cache_path:
+        print(f"cache: {opened.cache_path}")
+    return 0
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(
+        level=settings.logging.level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    mode = args.mode or settings.telegram.mode
+    token = read_token(settings)
+    opened = _open(settings, None)
+    logging.getLogger("corpus_bot").info("index ready: %s", opened.summary())
+    if mode == "webhook":
+        from bot.webhook import run_webhook
+
+        run_webhook(settings, opened.index, token)
+    else:
+        from bot.app import run_polling
+
+        run_polling(settings, opened.index, token)
+    return 0

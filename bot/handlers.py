@@ -1,0 +1,432 @@
+"""The bot's conversation: thin ``async (update, context)`` handlers that ask the index and render the answer.
+
+Each handler does three things: work out what the user asked, run the search off the event loop (it is
+CPU work, and ``concurrent_updates`` lets other chats go on meanwhile), and send what :mod:`bot.render`
+made of the result. Anything a user can send ends in a sensible reply or in silence; real failures go to
+:func:`on_error`, which logs them and keeps the bot running.
+
+Where a question comes from:
+
+* private chat: any text message (not a command);
+* group: ``/ask question``, a message that mentions the bot, or a reply to one of the bot's messages;
+  other chatter is ignored;
+* inline: ``@botname question`` in any chat;
+* buttons: the question is in the button's data, or else read back from the message the reply answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from telegram import (
+    CallbackQuery,
+    InlineQueryResultsButton,
+    Message,
+    MessageEntity,
+    ReplyParameters,
+    Update,
+)
+from telegram.constants import ChatAction, ChatType
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import CallbackContext, ExtBot, filters
+
+from bot import render
+from bot.limits import QuestionLimiter
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from retrieval import IndexStats, SearchIndex, SearchResult
+
+logger = logging.getLogger(__name__)
+
+SERVICES_KEY = "services"
+TYPING_AFTER = 0.5  # seconds a search may take before the chat shows "typing…"
+_TYPING_EVERY = 4.5  # Telegram shows a chat action for about 5 seconds
+_INLINE_BURST = 3  # inline queries arrive as the user types: allow this many times the question limit
+_MAX_INLINE_OFFSET = 1000
+
+# Invisible characters that change nothing a search can use, but can make a question look empty or odd.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_ASK_COMMAND = re.compile(r"^/ask(?:@\w+)?(?=\s|$)", re.IGNORECASE)
+
+_STALE = "This button is from an older answer. Please ask your question again."
+_STALE_CORPUS = "The corpus has changed since this answer. Please ask your question again."
+_SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
+
+
+@dataclass
+class Services:
+    """What the handlers need, kept in ``application.bot_data`` (see :class:`BotContext`)."""
+
+    settings: Settings
+    index: SearchIndex
+    limiter: QuestionLimiter
+    inline_limiter: QuestionLimiter
+    fingerprint: str  # short form of the index fingerprint, carried in "Context" buttons
+    stats: IndexStats
+    typing_after: float = TYPING_AFTER
+    _examples: list[str] | None = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, settings: Settings, index: SearchIndex) -> Services:
+        per_minute = settings.limits.questions_per_minute
+        return cls(
+            settings=settings,
+            index=index,
+            limiter=QuestionLimiter(per_minute),
+            inline_limiter=QuestionLimiter(per_minute * _INLINE_BURST),
+            fingerprint=render.short_fingerprint(index.fingerprint),
+            stats=index.stats,
+        )
+
+    async def examples(self) -> list[str]:
+        """Example questions that really find something (computed once, off the event loop)."""
+        if self._examples is None:
+            self._examples = await asyncio.to_thread(self.index.example_questions, 3)
+        return self._examples
+
+
+class BotContext(CallbackContext[ExtBot[None], dict[Any, Any], dict[Any, Any], dict[Any, Any]]):
+    """The callback context with typed access to :class:`Services`."""
+
+    @property
+    def services(self) -> Services:
+        return self.bot_data[SERVICES_KEY]
+
+
+# -- what was asked ------------------------------------------------------------------------------------
+
+
+def normalize_question(raw: str) -> str:
+    """One line of visible text: invisible and control characters dropped, spaces collapsed."""
+    return " ".join(render.clean_text(_INVISIBLE.sub("", raw)).split())
+
+
+def _mention(username: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![\w@])@{re.escape(username)}\b", re.IGNORECASE)
+
+
+def question_from_message(message: Message, bot_username: str | None) -> str:
+    """The question in a message: its text without a leading ``/ask`` and without mentions of the bot."""
+    raw = message.text or ""
+    raw = _ASK_COMMAND.sub("", raw, count=1)
+    if bot_username:
+        raw = _mention(bot_username).sub(" ", raw)
+    return normalize_question(raw)
+
+
+class AddressedToBot(filters.MessageFilter):
+    """Group messages meant for the bot: they mention it, or reply to one of its messages."""
+
+    def filter(self, message: Message) -> bool:
+        bot = message.get_bot()
+        replied = message.reply_to_message
+        if replied is not None and replied.from_user is not None and replied.from_user.id == bot.id:
+            return True
+        if not bot.username or not message.text:
+            return False
+        for entity in message.entities:
+            if entity.type == MessageEntity.TEXT_MENTION and entity.user and entity.user.id == bot.id:
+                return True
+        return bool(_mention(bot.username).search(message.text))
+
+
+def _accessible(query: CallbackQuery) -> Message | None:
+    """The message a button sits on, if the bot can still see it."""
+    message = query.message
+    return message if isinstance(message, Message) else None
+
+
+def _reply_to(message: Message) -> ReplyParameters:
+    # Replies quote the question: it keeps groups readable and lets "More" read the question back.
+    return ReplyParameters(message_id=message.message_id, allow_sending_without_reply=True)
+
+
+# -- searching -----------------------------------------------------------------------------------------
+
+
+async def _search(
+    context: BotContext, question: str, *, k: int, offset: int = 0, chat_id: int | None = None
+) -> SearchResult:
+    """Run the search in a worker thread; show "typing…" in ``chat_id`` while it takes more than a moment."""
+    services = context.services
+    started = time.perf_counter()
+    search = asyncio.ensure_future(asyncio.to_thread(services.index.search, question, k, offset))
+    if chat_id is not None:
+        await _typing_until_done(context, chat_id, search, services.typing_after)
+    result = await search
+    logger.info(
+        "search: %d chars, offset %d -> %d of %d hits%s in %.0f ms",
+        len(question), offset, len(result.hits), result.total,
+        " (weak)" if result.weak else "", 1000 * (time.perf_counter() - started),
+    )
+    return result
+
+
+async def _typing_until_done(
+    context: BotContext, chat_id: int, task: asyncio.Future[Any], delay: float
+) -> None:
+    await asyncio.wait({task}, timeout=delay)
+    while not task.done():
+        try:
+            await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+        except TelegramError as error:  # a missing "typing…" is no reason to fail the answer
+            logger.debug("chat action failed: %s", error)
+        await asyncio.wait({task}, timeout=_TYPING_EVERY)
+
+
+def _admit(services: Services, user_id: int, *, inline: bool = False) -> render.Reply | None:
+    """None if the user may ask now, else the refusal to show (empty text: say nothing)."""
+    admission = (services.inline_limiter if inline else services.limiter).admit(user_id)
+    if admission.allowed:
+        return None
+    logger.info("user %s is over the question limit", user_id)
+    if not admission.notify:
+        return render.Reply("")
+    wait = max(1, round(admission.retry_after))
+    return render.Reply(render.render_notice(
+        f"You are asking faster than I can read 🙂 Please wait {wait} seconds and ask again."
+    ))
+
+
+# -- commands ------------------------------------------------------------------------------------------
+
+
+async def start(update: Update, context: BotContext) -> None:
+    """/start: what the corpus holds, and three questions that find something."""
+    services = context.services
+    group = update.effective_chat is not None and update.effective_chat.type != ChatType.PRIVATE
+    welcome = render.render_welcome(
+        services.stats, await services.examples(), context.bot.username, group=group
+    )
+    await update.effective_message.reply_text(welcome)
+
+
+async def help_command(update: Update, context: BotContext) -> None:
+    """/help: how to ask, the query syntax, the commands."""
+    max_chars = context.services.settings.limits.max_question_chars
+    await update.effective_message.reply_text(render.render_help(context.bot.username, max_chars))
+
+
+async def about(update: Update, context: BotContext) -> None:
+    """/about: corpus statistics."""
+    ranking = context.services.settings.ranking
+    text = render.render_about(context.services.stats, ranking.algorithm, ranking.k1, ranking.b)
+    await update.effective_message.reply_text(text)
+
+
+async def unknown_command(update: Update, context: BotContext) -> None:
+    """A command the bot does not have (private chats only; in groups it may be another bot's)."""
+    await update.effective_message.reply_text(
+        render.render_notice("I don't know that command. /help lists what I can do.")
+    )
+
+
+async def not_text(update: Update, context: BotContext) -> None:
+    """A sticker, photo, voice message… in a private chat."""
+    await update.effective_message.reply_text(
+        render.render_notice("I can only read text. Send me your question in words, or see /help.")
+    )
+
+
+# -- questions -----------------------------------------------------------------------------------------
+
+
+async def question(update: Update, context: BotContext) -> None:
+    """A question: text in a private chat, or ``/ask``, a mention or a reply to the bot in a group."""
+    message = update.effective_message
+    asked = question_from_message(message, context.bot.username)
+    services = context.services
+    limits = services.settings.limits
+    if not asked:
+        await message.reply_text(await _ask_hint(message, context), reply_parameters=_reply_to(message))
+        return
+    if len(asked) > limits.max_question_chars:
+        notice = (
+            f"That question is {len(asked):,} characters long; I take at most {limits.max_question_chars:,}. "
+            "A few distinctive words work best."
+        )
+        await message.reply_text(render.render_notice(notice), reply_parameters=_reply_to(message))
+        return
+    refusal = _admit(services, message.from_user.id if message.from_user else message.chat_id)
+    if refusal is not None:
+        if refusal.text:
+            await message.reply_text(refusal.text, reply_parameters=_reply_to(message))
+        return
+    replies = services.settings.replies
+    result = await _search(context, asked, k=replies.results_per_page, chat_id=message.chat_id)
+    examples = await services.examples() if result.empty and not result.error else ()
+    reply = render.render_results(
+        result,
+        page_size=replies.results_per_page,
+        max_pages=replies.max_pages,
+        fingerprint=services.fingerprint,
+        context_radius=replies.context_sentences,
+        examples=examples,
+    )
+    await message.reply_text(reply.text, reply_markup=reply.keyboard, reply_parameters=_reply_to(message))
+
+
+async def _ask_hint(message: Message, context: BotContext) -> str:
+    example = (await context.services.examples() or ["basic research"])[0]
+    if _ASK_COMMAND.match(message.text or ""):
+        hint = f"Ask me something after the command, for example: /ask {example}"
+    elif message.chat.type != ChatType.PRIVATE:
+        hint = f"Ask me something after the mention, for example: @{context.bot.username} {example}"
+    else:
+        hint = f"Send me a question in a few words, for example: {example}"
+    return render.render_notice(hint)
+
+
+# -- buttons -------------------------------------------------------------------------------------------
+
+
+async def button(update: Update, context: BotContext) -> None:
+    """A press on More / Back / Context / More context; anything else gets a polite "ask again"."""
+    query = update.callback_query
+    pressed = render.decode_callback(query.data)
+    if isinstance(pressed, render.PageButton):
+        await _turn_page(query, pressed, context)
+    elif isinstance(pressed, render.ContextButton):
+        await _show_context(query, pressed, context)
+    else:
+        await query.answer(_STALE)
+
+
+async def _turn_page(query: CallbackQuery, pressed: render.PageButton, context: BotContext) -> None:
+    services = context.services
+    replies = services.settings.replies
+    message = _accessible(query)
+    asked = normalize_question(pressed.question or "")
+    if not asked and message is not None and message.reply_to_message is not None:
+        asked = question_from_message(message.reply_to_message, context.bot.username)
+    if message is None or not asked:
+        await query.answer(_STALE)
+        return
+    if pressed.offset >= replies.results_per_page * replies.max_pages:
+        await query.answer("That's as far as I go. Try a more specific question.")
+        return
+    refusal = _admit(services, query.from_user.id)
+    if refusal is not None:
+        await query.answer("You are asking faster than I can read. Please wait a little.")
+        return
+    result = await _search(context, asked, k=replies.results_per_page, offset=pressed.offset)
+    if result.empty or result.error:
+        await query.answer("No more quotes for this question.")
+        return
+    reply = render.render_results(
+        result,
+        page_size=replies.results_per_page,
+        max_pages=replies.max_pages,
+        fingerprint=services.fingerprint,
+        context_radius=replies.context_sentences,
+    )
+    await query.answer()
+    await _edit(query, reply)
+
+
+async def _show_context(query: CallbackQuery, pressed: render.ContextButton, context: BotContext) -> None:
+    services = context.services
+    message = _accessible(query)
+    if message is None:
+        await query.answer(_STALE)
+        return
+    if pressed.fingerprint != services.fingerprint:
+        await query.answer(_STALE_CORPUS)
+        return
+    radius = min(pressed.radius, render.MAX_CONTEXT_RADIUS)
+    index = services.index
+    try:
+        hit = await asyncio.to_thread(index.hit, pressed.sentence_id)
+        sentences = await asyncio.to_thread(index.context, pressed.sentence_id, radius, radius)
+    except IndexError:
+        await query.answer(_STALE_CORPUS)
+        return
+    reply = render.render_context(hit, sentences, fingerprint=services.fingerprint, radius=radius)
+    await query.answer()
+    if pressed.edit:
+        await _edit(query, reply)
+    else:
+        await message.reply_text(reply.text, reply_markup=reply.keyboard, reply_parameters=_reply_to(message))
+
+
+async def _edit(query: CallbackQuery, reply: render.Reply) -> None:
+    try:
+        await query.edit_message_text(reply.text, reply_markup=reply.keyboard)
+    except BadRequest as error:
+        if "not modified" not in str(error).lower():  # a double press shows the same page: fine
+            raise
+
+
+# -- inline mode ---------------------------------------------------------------------------------------
+
+
+async def inline_query(update: Update, context: BotContext) -> None:
+    """``@botname question`` in any chat: the best quotes as results to share, pages via ``next_offset``."""
+    query = update.inline_query
+    services = context.services
+    replies = services.settings.replies
+    asked = normalize_question(query.query)
+    cache_time = replies.inline_cache_time
+    if not asked:
+        await query.answer([], cache_time=cache_time, button=_inline_button("Type a question to find quotes"))
+        return
+    if _admit(services, query.from_user.id, inline=True) is not None:
+        busy = _inline_button("Too many questions: wait a bit")
+        await query.answer([], cache_time=0, is_personal=True, button=busy)
+        return
+    offset = int(query.offset) if query.offset.isdigit() else 0
+    if offset > _MAX_INLINE_OFFSET or len(asked) > services.settings.limits.max_question_chars:
+        await query.answer([], cache_time=cache_time)
+        return
+    result = await _search(context, asked, k=replies.inline_results, offset=offset)
+    articles = render.render_inline_results(result, services.fingerprint)
+    following = offset + len(articles)
+    next_offset = str(following) if articles and following < result.total else ""
+    button = None
+    if not articles and offset == 0:
+        label = "Can't search that: how to ask" if result.error else "No quotes found: how to ask"
+        button = _inline_button(label)
+    await query.answer(articles, cache_time=cache_time, next_offset=next_offset, button=button)
+
+
+def _inline_button(label: str) -> InlineQueryResultsButton:
+    # Opens a private chat with the bot and sends /start, which explains how to ask.
+    return InlineQueryResultsButton(text=label, start_parameter="help")
+
+
+# -- failures ------------------------------------------------------------------------------------------
+
+
+async def on_error(update: object, context: BotContext) -> None:
+    """Log what went wrong; tell the user only when the failure is ours, not Telegram's or the network's."""
+    error = context.error
+    if isinstance(error, Forbidden):
+        logger.info("not allowed to write to a chat (blocked or removed): %s", error)
+        return
+    if isinstance(error, RetryAfter | TimedOut) or (
+        isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+    ):
+        # Retries already happened in the rate limiter; sending "sorry" now could fail the same way or
+        # duplicate an answer that did arrive.
+        logger.warning("Telegram request failed, update %s dropped: %s: %s",
+                       _update_id(update), type(error).__name__, error)
+        return
+    logger.error("error while handling update %s", _update_id(update), exc_info=error)
+    if not isinstance(update, Update):
+        return
+    with contextlib.suppress(TelegramError):
+        if update.callback_query is not None:
+            await update.callback_query.answer(_SORRY)
+        elif update.effective_message is not None and update.inline_query is None:
+            await update.effective_message.reply_text(render.render_notice(_SORRY))
+
+
+def _update_id(update: object) -> str:
+    return str(update.update_id) if isinstance(update, Update) else "(none)"

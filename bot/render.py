@@ -1,0 +1,638 @@
+"""Search results -> Telegram HTML within Telegram's limits, keyboards, and the callback data behind them.
+
+Nothing here talks to the network, so every rule Telegram enforces can be tested without it:
+
+* Every piece of corpus or user text is HTML-escaped; only tags Telegram knows are produced.
+* A message never exceeds 4096 characters *as Telegram counts them*: UTF-16 code units of the visible
+  text, after the HTML is parsed. Texts are built as :class:`Fragment` s that carry their visible length
+  next to their HTML, so the budget is exact, not guessed from the markup.
+* A quote too long for its share of the budget is cut around its matched words, with "…" at the cuts.
+* ``callback_data`` fits Telegram's 64 bytes and carries everything a button needs, so buttons keep
+  working after a restart: "More" carries the offset (and the question, when it fits; otherwise the
+  handler reads it from the message the reply answers), "Context" carries the sentence id and a short
+  fingerprint of the index, which tells a stale button from a live one.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import hashlib
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+)
+from telegram.constants import InlineQueryLimit, MessageLimit, ParseMode
+
+if TYPE_CHECKING:  # only the shapes of retrieval's results are needed here
+    from retrieval import ContextSentence, Hit, IndexStats, SearchResult
+
+TEXT_LIMIT: int = MessageLimit.MAX_TEXT_LENGTH  # 4096 UTF-16 code units of visible text
+CALLBACK_DATA_LIMIT: int = InlineKeyboardButton.MAX_CALLBACK_DATA  # 64 bytes
+INLINE_RESULTS_LIMIT: int = InlineQueryLimit.RESULTS  # 50 results per answer
+ELLIPSIS = "…"
+MAX_CONTEXT_RADIUS = 10  # "More context" widens the view up to this many sentences each side
+
+_TITLE_CHARS = 120  # a title longer than this is shortened in headers
+_QUESTION_CHARS = 100  # the echoed question is shortened to this
+_MAX_ENTITIES = 90  # Telegram ignores formatting beyond 100 entities per message; stay below
+_MIN_QUOTE = 60  # a quote gets at least this much room, or the page shows fewer quotes
+_MAX_QUOTE = 1000  # even alone on a page, a quote longer than this is cut: a reply is for reading
+_INLINE_DESCRIPTION_CHARS = 200
+_SNAP = 25  # how far a cut may move to land between words instead of inside one
+
+# Control characters (except the ones handled below), lone surrogates and line breaks inside a quote
+# would either be rejected by Telegram or break the layout; each is replaced by one character so that
+# the highlight spans, which index into the original text, stay valid.
+_CONTROLS = {i: " " for i in [*range(0x00, 0x20), 0x7F, 0x85, 0x2028, 0x2029]}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+# -- measuring and escaping ----------------------------------------------------------------------------
+
+
+def utf16_len(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def clean_text(text: str) -> str:
+    """``text`` made safe to send, one character for one (so character offsets into it stay valid)."""
+    return _SURROGATE.sub("\ufffd", text.translate(_CONTROLS))
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """A piece of message: its HTML and the length Telegram will count for it (visible UTF-16 units)."""
+
+    html: str = ""
+    length: int = 0
+    entities: int = 0  # formatting entities (tags) in it; Telegram keeps at most 100 per message
+
+    def __add__(self, other: Fragment) -> Fragment:
+        return Fragment(self.html + other.html, self.length + other.length, self.entities + other.entities)
+
+    def __bool__(self) -> bool:
+        return bool(self.html)
+
+
+def text(value: str) -> Fragment:
+    """Plain text (from the corpus, the user or us), escaped. Line breaks become spaces."""
+    value = clean_text(value)
+    return Fragment(html.escape(value, quote=False), utf16_len(value))
+
+
+NEWLINE = Fragment("\n", 1)
+EMPTY = Fragment()
+
+
+def tag(name: str, inner: Fragment) -> Fragment:
+    """``inner`` wrapped in a formatting tag; tags add no visible length."""
+    return Fragment(f"<{name}>{inner.html}</{name}>", inner.length, inner.entities + 1)
+
+
+def bold(value: str | Fragment) -> Fragment:
+    return tag("b", value if isinstance(value, Fragment) else text(value))
+
+
+def italic(value: str | Fragment) -> Fragment:
+    return tag("i", value if isinstance(value, Fragment) else text(value))
+
+
+def code(value: str) -> Fragment:
+    return tag("code", text(value))
+
+
+def join(fragments: Iterable[Fragment], separator: Fragment = EMPTY) -> Fragment:
+    result = EMPTY
+    for i, fragment in enumerate(fragments):
+        result = result + (separator + fragment if i else fragment)
+    return result
+
+
+def lines(*parts: Fragment | None) -> Fragment:
+    """Non-empty parts, one per line."""
+    return join((p for p in parts if p), NEWLINE)
+
+
+# -- cutting text to fit -------------------------------------------------------------------------------
+
+
+def shorten(value: str, limit: int) -> str:
+    """``value`` cut at its end to at most ``limit`` UTF-16 units, with "…" if cut (for titles, labels)."""
+    value = clean_text(value).strip()
+    if utf16_len(value) <= limit:
+        return value
+    if limit <= 0:
+        return ""
+    cum = _prefix_units(value)
+    end = bisect.bisect_right(cum, limit - 1) - 1
+    end = _snap_end(value, 0, end)
+    return value[:end].rstrip() + ELLIPSIS
+
+
+def _prefix_units(value: str) -> list[int]:
+    """``cum[i]`` = UTF-16 length of ``value[:i]``."""
+    cum = [0] * (len(value) + 1)
+    total = 0
+    for i, char in enumerate(value):
+        total += 2 if ord(char) > 0xFFFF else 1
+        cum[i + 1] = total
+    return cum
+
+
+def _snap_start(value: str, start: int, limit: int) -> int:
+    """Move a cut at ``start`` forward to the next word start (not past ``limit``), if one is close."""
+    if start <= 0 or value[start - 1].isspace():
+        return start
+    for i in range(start, min(limit, start + _SNAP)):
+        if value[i].isspace():
+            return i + 1
+    return start
+
+
+def _snap_end(value: str, limit: int, end: int) -> int:
+    """Move a cut at ``end`` back to the previous word end (not before ``limit``), if one is close."""
+    if end >= len(value) or value[end].isspace():
+        return end
+    for i in range(end - 1, max(limit, end - _SNAP) - 1, -1):
+        if value[i].isspace():
+            return i
+    return end
+
+
+def normalize_spans(value: str, spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans clipped to ``value``, sorted, overlapping ones merged, and ones apart by spaces only joined
+    (so "basic research" is one bold run, not two)."""
+    clipped = sorted((max(0, s), min(len(value), e)) for s, e in spans if min(len(value), e) > max(0, s))
+    merged: list[tuple[int, int]] = []
+    for start, end in clipped:
+        if merged and (start <= merged[-1][1] or not value[merged[-1][1] : start].strip()):
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def fit_quote(value: str, spans: Sequence[tuple[int, int]], limit: int, max_bold: int = 20) -> Fragment:
+    """``value`` with its ``spans`` in bold, within ``limit`` visible UTF-16 units.
+
+    A text that does not fit is cut to a window around the densest run of matched words, widened evenly on
+    both sides, moved to word boundaries, and marked with "…" where it was cut.
+    """
+    if limit <= 0:
+        return EMPTY
+    value = clean_text(value)
+    marks = normalize_spans(value, spans)
+    cum = _prefix_units(value)
+    if cum[-1] <= limit:
+        start, end = 0, len(value)
+    else:
+        start, end = _window(value, marks, cum, max(1, limit - 2))
+    # Trim spaces at the cuts (a quote should not start with " …").
+    while start < end and value[start].isspace():
+        start += 1
+    while end > start and value[end - 1].isspace():
+        end -= 1
+    out = EMPTY
+    if start > 0:
+        out += text(ELLIPSIS)
+    position, used = start, 0
+    for span_start, span_end in marks:
+        s, e = max(span_start, start), min(span_end, end)
+        if s >= e:
+            continue
+        if used >= max_bold:
+            break
+        out += text(value[position:s]) + bold(value[s:e])
+        position, used = e, used + 1
+    out += text(value[position:end])
+    if end < len(value):
+        out += text(ELLIPSIS)
+    if out.length > limit:  # only when a limit under 3 leaves no room for the ellipses
+        return text(shorten(value[start:end], limit))
+    return out
+
+
+def _window(value: str, marks: list[tuple[int, int]], cum: list[int], budget: int) -> tuple[int, int]:
+    """The ``[start, end)`` of ``value`` (at most ``budget`` units) that best shows the matched words."""
+    n = len(value)
+    best: tuple[int, int] | None = None
+    best_count = 0
+    j = 0
+    for i in range(len(marks)):  # the run of spans with the most matched words that fits
+        j = max(j, i)
+        while j + 1 < len(marks) and cum[marks[j + 1][1]] - cum[marks[i][0]] <= budget:
+            j += 1
+        if cum[marks[j][1]] - cum[marks[i][0]] <= budget and j - i + 1 > best_count:
+            best, best_count = (marks[i][0], marks[j][1]), j - i + 1
+    if best is None:  # no match at all, or one longer than the budget: show from its start
+        start = marks[0][0] if marks else 0
+        end = bisect.bisect_right(cum, cum[start] + budget) - 1
+        return start, _snap_end(value, start + 1, end)
+    core_start, core_end = best
+    slack = budget - (cum[core_end] - cum[core_start])
+    start = bisect.bisect_left(cum, cum[core_start] - slack // 2)
+    end = bisect.bisect_right(cum, cum[start] + budget) - 1
+    if end >= n:  # the end of the text came first: give the rest of the room to the left
+        end = n
+        start = bisect.bisect_left(cum, cum[n] - budget)
+    start = _snap_start(value, start, core_start)
+    end = _snap_end(value, core_end, end)
+    return start, end
+
+
+def _cut_head(value: str, limit: int) -> Fragment:
+    """The start of ``value`` within ``limit`` units, "…" at the end if cut."""
+    return text(shorten(value, limit)) if limit > 1 else EMPTY
+
+
+def _cut_tail(value: str, limit: int) -> Fragment:
+    """The end of ``value`` within ``limit`` units, "…" at the start if cut."""
+    value = clean_text(value).strip()
+    if utf16_len(value) <= limit:
+        return text(value)
+    if limit <= 1:
+        return EMPTY
+    cum = _prefix_units(value)
+    start = bisect.bisect_left(cum, cum[-1] - (limit - 1))
+    start = _snap_start(value, start, len(value))
+    return text(ELLIPSIS + value[start:].lstrip())
+
+
+# -- pieces shared by replies --------------------------------------------------------------------------
+
+
+def format_date(date: dt.date | None) -> str:
+    return date.isoformat() if date else "date unknown"
+
+
+def _hit_header(number: int | None, hit: Hit) -> Fragment:
+    """``1. 2023-08-05 · Title`` (the title last, so right-to-left text in it cannot reorder the rest)."""
+    parts = [bold(f"{number}.") + text(" ")] if number is not None else []
+    parts.append(text(f"📅 {format_date(hit.date)} · "))
+    parts.append(italic(shorten(hit.title, _TITLE_CHARS) or "untitled"))
+    if hit.duplicates:
+        other = "place" if hit.duplicates == 1 else "places"
+        parts.append(text(f" (also in {hit.duplicates} other {other})"))
+    return join(parts)
+
+
+def _question_line(prefix: str, question: str) -> Fragment:
+    return text(prefix) + italic(shorten(question, _QUESTION_CHARS))
+
+
+def _suggestions_line(result: SearchResult) -> Fragment:
+    """ "reserch" is not in the corpus — did you mean research, researcher? """
+    parts = []
+    for word in result.unknown_words[:3]:
+        options = result.suggestions.get(word, ())[:3]
+        line = text("“") + text(shorten(word, 40)) + text("” is not in the corpus")
+        if options:
+            line += text(" — did you mean ") + join((bold(o) for o in options), text(", ")) + text("?")
+        parts.append(line)
+    return lines(*parts)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message ready to send: HTML text, its keyboard, and how many quotes it shows."""
+
+    text: str
+    keyboard: InlineKeyboardMarkup | None = None
+    shown: int = 0
+
+
+# -- callback data -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageButton:
+    """ "More" / "Back": show the page at ``offset`` of ``question`` (None: read it from the message)."""
+
+    offset: int
+    question: str | None = None
+
+
+@dataclass(frozen=True)
+class ContextButton:
+    """ "Context": the sentences around ``sentence_id``; ``edit`` widens an existing context message."""
+
+    fingerprint: str
+    sentence_id: int
+    radius: int
+    edit: bool = False
+
+
+def short_fingerprint(fingerprint: str) -> str:
+    """8 characters that change whenever the index does; safe inside callback data."""
+    return hashlib.blake2s(fingerprint.encode(), digest_size=4).hexdigest()
+
+
+def encode_page(offset: int, question: str) -> str:
+    data = f"m|{offset}|{question}"
+    return data if len(data.encode("utf-8")) <= CALLBACK_DATA_LIMIT else f"m|{offset}|"
+
+
+def encode_context(button: ContextButton) -> str:
+    kind = "x" if button.edit else "c"
+    return f"{kind}|{button.fingerprint}|{button.sentence_id}|{button.radius}"
+
+
+def decode_callback(data: str | None) -> PageButton | ContextButton | None:
+    """The button behind ``callback_data``; None for anything this bot did not make (or an old format)."""
+    if not data:
+        return None
+    kind, _, rest = data.partition("|")
+    try:
+        if kind == "m":
+            offset, _, question = rest.partition("|")
+            if not offset.isdigit():
+                return None
+            return PageButton(int(offset), question or None)
+        if kind in ("c", "x"):
+            fingerprint, sentence_id, radius = rest.split("|")
+            if not (sentence_id.isdigit() and radius.isdigit()):
+                return None
+            return ContextButton(fingerprint, int(sentence_id), int(radius), edit=kind == "x")
+    except ValueError:
+        return None
+    return None
+
+
+# -- the answer to a question --------------------------------------------------------------------------
+
+
+def render_results(
+    result: SearchResult,
+    *,
+    page_size: int,
+    max_pages: int,
+    fingerprint: str,
+    context_radius: int = 2,
+    examples: Sequence[str] = (),
+    limit: int = TEXT_LIMIT,
+) -> Reply:
+    """One page of quotes (or why there are none), with its More / Context buttons."""
+    if result.error:
+        body = lines(text("⚠️ " + result.error), text("/help shows how to ask."))
+        return Reply(body.html)
+    if result.empty:
+        return Reply(_render_nothing(result, examples).html)
+
+    notes = lines(
+        text("⚠️ Only weak matches: these quotes share few of your words.") if result.weak else None,
+        _suggestions_line(result),
+    )
+    hits = list(result.hits)
+    while True:  # drop quotes from the end of the page until each remaining one has room to be read
+        heads = [_hit_header(result.offset + i + 1, hit) for i, hit in enumerate(hits)]
+        top = lines(_results_header(result, len(hits)), notes)
+        fixed = top.length + sum(h.length + 3 for h in heads)  # "\n\n" before each, "\n" to its quote
+        room = limit - fixed
+        if len(hits) == 1 or room >= _MIN_QUOTE * len(hits):
+            break
+        hits.pop()
+    bold_each = max(1, (_MAX_ENTITIES - top.entities - sum(h.entities + 1 for h in heads)) // len(hits))
+    shares = _share(room, [min(_MAX_QUOTE, utf16_len(clean_text(h.text))) for h in hits])
+    blocks = [
+        head + NEWLINE + tag("blockquote", fit_quote(hit.text, hit.spans, share, bold_each))
+        for head, hit, share in zip(heads, hits, shares, strict=True)
+    ]
+    body = top + NEWLINE + NEWLINE + join(blocks, NEWLINE + NEWLINE)
+    keyboard = _results_keyboard(result, hits, page_size, max_pages, fingerprint, context_radius)
+    return Reply(body.html, keyboard, len(hits))
+
+
+def _results_header(result: SearchResult, shown: int) -> Fragment:
+    first, last = result.offset + 1, result.offset + shown
+    if result.total == 1:
+        counted = "🔎 The one quote for "
+    elif shown == 1:
+        counted = f"🔎 Quote {first} of {result.total:,} for "
+    else:
+        counted = f"🔎 Quotes {first}–{last} of {result.total:,} for "
+    return _question_line(counted, result.question)
+
+
+def _share(room: int, wants: list[int]) -> list[int]:
+    """Split ``room`` among quotes: short ones take what they need, the rest share what is left evenly."""
+    shares = [0] * len(wants)
+    left, remaining = max(room, 0), len(wants)
+    for i in sorted(range(len(wants)), key=wants.__getitem__):
+        shares[i] = min(wants[i], left // remaining)
+        left -= shares[i]
+        remaining -= 1
+    return shares
+
+
+def _results_keyboard(
+    result: SearchResult,
+    hits: Sequence[Hit],
+    page_size: int,
+    max_pages: int,
+    fingerprint: str,
+    radius: int,
+) -> InlineKeyboardMarkup:
+    context_buttons = [
+        InlineKeyboardButton(
+            f"Context {result.offset + i + 1}",
+            callback_data=encode_context(ContextButton(fingerprint, hit.sentence_id, radius)),
+        )
+        for i, hit in enumerate(hits)
+    ]
+    rows = [context_buttons[i : i + 3] for i in range(0, len(context_buttons), 3)]
+    navigation = []
+    if result.offset > 0:
+        back = max(0, result.offset - page_size)
+        navigation.append(InlineKeyboardButton("« Back", callback_data=encode_page(back, result.question)))
+    following = result.offset + len(hits)
+    if following < result.total and following < page_size * max_pages:
+        more = encode_page(following, result.question)
+        navigation.append(InlineKeyboardButton("More »", callback_data=more))
+    if navigation:
+        rows.append(navigation)
+    return InlineKeyboardMarkup(rows)
+
+
+def _render_nothing(result: SearchResult, examples: Sequence[str]) -> Fragment:
+    tips = text("Try fewer or other words, or drop a date filter or an exclusion")
+    if examples:
+        tips += text(", or an example like ") + code(examples[0])
+    return lines(
+        _question_line("🔎 No quotes found for ", result.question),
+        _suggestions_line(result),
+        tips + text(". /help shows how to ask."),
+    )
+
+
+# -- context around a quote ----------------------------------------------------------------------------
+
+
+def render_context(
+    hit: Hit,
+    sentences: Sequence[ContextSentence],
+    *,
+    fingerprint: str,
+    radius: int,
+    limit: int = TEXT_LIMIT,
+) -> Reply:
+    """The quote in bold among the sentences around it, nearest first when room runs out."""
+    header = text("📖 Context: ") + _hit_header(None, hit)
+    room = limit - header.length - 1
+    centre = next((i for i, s in enumerate(sentences) if s.is_hit), None)
+    if centre is None:  # should not happen; show the quote alone
+        sentences, centre = [], 0
+    own = sentences[centre].text if sentences else hit.text
+    middle = fit_quote(own, [(0, len(own))], min(room, max(room // 2, 1000)))
+    room -= middle.length
+    before: list[Fragment] = []
+    after: list[Fragment] = []
+    cut = False
+    sides = {"before": [s.text for s in reversed(sentences[:centre])],
+             "after": [s.text for s in sentences[centre + 1 :]]}
+    for step in range(max(len(sides["before"]), len(sides["after"]))):
+        for side in ("after", "before"):  # alternate, so both sides grow together
+            if step >= len(sides[side]) or room <= 1:
+                continue
+            sentence = sides[side][step]
+            need = utf16_len(clean_text(sentence).strip()) + 1  # plus the joining space
+            if need > room:
+                piece = _cut_head(sentence, room - 1) if side == "after" else _cut_tail(sentence, room - 1)
+                sides[side] = sides[side][: step + 1]  # nothing beyond a cut sentence
+                cut = True
+            else:
+                piece = text(clean_text(sentence).strip())
+            if piece:
+                (after if side == "after" else before).append(piece)
+                room -= piece.length + 1
+    quote = join([*reversed(before), middle, *after], text(" "))
+    body = header + NEWLINE + tag("blockquote", quote)
+    keyboard = None
+    reaches_further = centre >= radius or len(sentences) - centre - 1 >= radius
+    if not cut and reaches_further and radius < MAX_CONTEXT_RADIUS:
+        wider = ContextButton(fingerprint, hit.sentence_id, min(MAX_CONTEXT_RADIUS, radius + 3), edit=True)
+        widen = InlineKeyboardButton("More context", callback_data=encode_context(wider))
+        keyboard = InlineKeyboardMarkup([[widen]])
+    return Reply(body.html, keyboard, 1)
+
+
+# -- inline mode ---------------------------------------------------------------------------------------
+
+
+def render_inline_results(result: SearchResult, fingerprint: str) -> list[InlineQueryResultArticle]:
+    """Each hit as an article to share: the list shows date, title and the sentence; choosing one sends
+    the quote with its date and title."""
+    articles = []
+    for hit in result.hits[:INLINE_RESULTS_LIMIT]:
+        message = lines(
+            _hit_header(None, hit),
+            tag("blockquote", fit_quote(hit.text, hit.spans, TEXT_LIMIT - 400)),
+        )
+        articles.append(
+            InlineQueryResultArticle(
+                id=f"{fingerprint}-{hit.sentence_id}",
+                title=shorten(f"{format_date(hit.date)} · {hit.title}", 100),
+                description=shorten(hit.text, _INLINE_DESCRIPTION_CHARS),
+                input_message_content=InputTextMessageContent(message.html, parse_mode=ParseMode.HTML),
+            )
+        )
+    return articles
+
+
+# -- commands ------------------------------------------------------------------------------------------
+
+
+def _date_range(stats: IndexStats) -> str:
+    if stats.first_date is None or stats.last_date is None:
+        return "none of them dated"
+    if stats.first_date == stats.last_date:
+        span = f"dated {stats.first_date.isoformat()}"
+    else:
+        span = f"dated {stats.first_date.isoformat()} to {stats.last_date.isoformat()}"
+    if stats.undated_documents:
+        span += f", {stats.undated_documents:,} without a date"
+    return span
+
+
+def _documents(count: int) -> str:
+    return f"{count:,} document" + ("" if count == 1 else "s")
+
+
+def render_welcome(stats: IndexStats, examples: Sequence[str], bot_username: str, *, group: bool) -> str:
+    how = (
+        f"Ask with /ask your question, or mention @{bot_username} with it."
+        if group
+        else "Send me a question in a few words"
+    )
+    intro = text("👋 Hi! I answer questions with quotes from ") + bold(_documents(stats.documents))
+    intro += text(f" ({_date_range(stats)}).")
+    parts = [intro, EMPTY]
+    if examples:
+        parts.append(text(how + (", for example:" if not group else " For example:")))
+        parts.extend(text("• ") + code(example) for example in examples[:3])
+    else:
+        parts.append(text(how + "."))
+    parts += [
+        EMPTY,
+        text("Each answer shows whole sentences with their document's date and title. "
+             "/help explains the search syntax, /about shows what the corpus holds."),
+    ]
+    return join(parts, NEWLINE).html
+
+
+def render_help(bot_username: str, max_question_chars: int) -> str:
+    mention = f"@{bot_username}"
+    parts = [
+        bold("How to ask"),
+        text("In a private chat, just send your question. In a group, use /ask your question, mention "
+             f"{mention} with it, or reply to one of my messages. In any chat, type {mention} and a question "
+             f"to share a quote. Questions can be up to {max_question_chars:,} characters."),
+        EMPTY,
+        bold("Search syntax"),
+        code('"basic research"') + text(" — an exact phrase"),
+        code("-military") + text(" — leave out sentences with this word"),
+        code("after:2023-01-01") + text(", ") + code("before:2023-12-31") + text(" — by document date"),
+        code("year:2023") + text(" — one year"),
+        text("Word forms match each other (research, researchers); very common words are ignored."),
+        EMPTY,
+        bold("Buttons"),
+        text("More — the next quotes. Context — the sentences around a quote."),
+        EMPTY,
+        bold("Commands"),
+        text("/start — welcome and example questions"),
+        text("/ask question — ask (for groups)"),
+        text("/about — what the corpus holds"),
+        text("/help — this help"),
+    ]
+    return join(parts, NEWLINE).html
+
+
+def render_about(stats: IndexStats, algorithm: str, k1: float, b: float) -> str:
+    if stats.first_date and stats.last_date:
+        dates = f"{stats.first_date.isoformat()} – {stats.last_date.isoformat()}"
+    else:
+        dates = "none"
+    parts = [
+        bold("About this corpus"),
+        text(f"Documents: {stats.documents:,}"),
+        text(f"Sentences: {stats.sentences:,}"),
+        text(f"Distinct terms: {stats.terms:,}"),
+        text(f"Dates: {dates}"),
+        text(f"Undated documents: {stats.undated_documents:,}"),
+        text(f"Ranking: BM25 ({algorithm}, k1={k1:g}, b={b:g}) over single sentences"),
+    ]
+    return join(parts, NEWLINE).html
+
+
+def render_notice(message: str) -> str:
+    """A short message of our own (a hint, a refusal), escaped like everything else."""
+    return text(message).html

@@ -1,0 +1,225 @@
+"""Terms -> BM25 weights in sparse arrays, and top-k scoring over them.
+
+The inverted index is three numpy arrays in CSR layout (``indptr``, ``sentence_ids``, ``tf``), one row per
+term. BM25 weights are derived from term frequencies and sentence lengths when the index is opened, so the
+ranking parameters can change without a rebuild. A query touches only the postings of its own terms: scores
+are accumulated in a per-thread scratch vector and the top k are selected among the touched sentences only
+(``argpartition`` over a mostly-zero vector of a million scores costs as much as a full sort).
+
+Scores follow ``rank_bm25`` exactly (``BM25Okapi`` with its idf floor, ``BM25L``, ``BM25Plus``), including
+its habit of counting a repeated query term once per repetition.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+ALGORITHMS = ("bm25okapi", "bm25l", "bm25plus")
+MIN_COVERAGE_WEIGHT = 0.01
+_DEFAULT_DELTA = {"bm25okapi": 0.0, "bm25l": 0.5, "bm25plus": 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class BM25Params:
+    """Ranking parameters; the defaults are rank_bm25's ``BM25Okapi`` defaults."""
+
+    algorithm: str = "bm25okapi"
+    k1: float = 1.5
+    b: float = 0.75
+    epsilon: float = 0.25  # BM25Okapi only: idf floor as a fraction of the mean idf
+    delta: float | None = None  # BM25L / BM25+ only; None means the algorithm's default
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"unknown ranking algorithm {self.algorithm!r} (choose from {', '.join(ALGORITHMS)})"
+            )
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise ValueError("BM25 needs k1 >= 0 and 0 <= b <= 1")
+
+    @property
+    def resolved_delta(self) -> float:
+        return _DEFAULT_DELTA[self.algorithm] if self.delta is None else self.delta
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredSentences:
+    """The sentences a query touched, with their scores (unordered)."""
+
+    ids: np.ndarray  # int64 sentence ids, unique
+    scores: np.ndarray  # float64, same length
+    coverage: np.ndarray  # float64: share of the query's idf mass each sentence matched (0..1)
+
+
+class InvertedIndex:
+    """Postings per term plus sentence lengths; knows BM25 and nothing about text."""
+
+    def __init__(
+        self,
+        vocabulary: Sequence[str],
+        indptr: np.ndarray,
+        sentence_ids: np.ndarray,
+        tf: np.ndarray,
+        lengths: np.ndarray,
+        params: BM25Params | None = None,
+    ) -> None:
+        self.vocabulary = list(vocabulary)
+        self.term_ids: dict[str, int] = {term: i for i, term in enumerate(self.vocabulary)}
+        self.indptr = np.asarray(indptr, dtype=np.int64)
+        self.sentence_ids = np.asarray(sentence_ids, dtype=np.int32)
+        self.tf = np.asarray(tf)
+        self.lengths = np.asarray(lengths, dtype=np.int32)
+        self._scratch = threading.local()
+        self.set_params(params or BM25Params())
+
+    @property
+    def n_sentences(self) -> int:
+        return int(self.lengths.shape[0])
+
+    @property
+    def document_frequency(self) -> np.ndarray:
+        return np.diff(self.indptr)
+
+    # -- building -------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_term_lists(
+        cls, term_lists: Iterable[Sequence[str]], params: BM25Params | None = None
+    ) -> InvertedIndex:
+        """Index one list of terms per sentence (the simple path; the corpus build uses ``from_arrays``)."""
+        vocabulary: dict[str, int] = {}
+        token_terms: list[int] = []
+        lengths: list[int] = []
+        for terms in term_lists:
+            lengths.append(len(terms))
+            for term in terms:
+                token_terms.append(vocabulary.setdefault(term, len(vocabulary)))
+        length_array = np.asarray(lengths, dtype=np.int32)
+        token_sentences = np.repeat(np.arange(len(lengths), dtype=np.int64), length_array)
+        return cls.from_arrays(
+            list(vocabulary), np.asarray(token_terms, dtype=np.int64), token_sentences, length_array, params
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        vocabulary: Sequence[str],
+        token_terms: np.ndarray,
+        token_sentences: np.ndarray,
+        lengths: np.ndarray,
+        params: BM25Params | None = None,
+    ) -> InvertedIndex:
+        """Build postings from one (term id, sentence id) pair per token, in any order."""
+        n_terms = len(vocabulary)
+        n_sentences = len(lengths)
+        keys = token_terms.astype(np.int64) * max(n_sentences, 1) + token_sentences.astype(np.int64)
+        keys, tf = np.unique(keys, return_counts=True)  # sorted by term, then sentence
+        term_of = keys // max(n_sentences, 1)
+        indptr = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(np.bincount(term_of, minlength=n_terms), out=indptr[1:])
+        sentence_ids = (keys % max(n_sentences, 1)).astype(np.int32)
+        tf_dtype = np.uint16 if tf.size == 0 or tf.max() < 65535 else np.uint32
+        return cls(vocabulary, indptr, sentence_ids, tf.astype(tf_dtype), lengths, params)
+
+    # -- BM25 -----------------------------------------------------------------------------------------
+
+    def set_params(self, params: BM25Params) -> None:
+        """(Re)derive idf and per-posting weights; cheap enough to run at every start."""
+        self.params = params
+        n = self.n_sentences
+        df = self.document_frequency.astype(np.float64)
+        k1, b, delta = params.k1, params.b, params.resolved_delta
+        avgdl = float(self.lengths.mean()) if n else 0.0
+        if params.algorithm == "bm25okapi":
+            idf = np.log(n - df + 0.5) - np.log(df + 0.5) if n else np.zeros_like(df)
+            if idf.size:
+                floor = params.epsilon * (float(idf.sum()) / idf.size)
+                idf = np.where(idf < 0, floor, idf)
+        elif params.algorithm == "bm25l":
+            idf = math.log(n + 1) - np.log(df + 0.5)
+        else:
+            idf = np.log((n + 1) / np.maximum(df, 1))
+        self.idf = idf
+        tf = self.tf.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm = 1 - b + b * self.lengths[self.sentence_ids] / avgdl if avgdl else np.full(tf.shape, 1 - b)
+            if params.algorithm == "bm25okapi":
+                weights = tf * (k1 + 1) / (tf + k1 * norm)
+            elif params.algorithm == "bm25l":
+                ctd = tf / norm
+                weights = tf * (k1 + 1) * (ctd + delta) / (k1 + ctd + delta)
+            else:
+                weights = tf * (k1 + 1) / (k1 * norm + tf)
+        self.weights = np.nan_to_num(weights).astype(np.float32)
+        # BM25+ gives every sentence idf * delta per query term, matched or not.
+        self.base = idf * delta if params.algorithm == "bm25plus" else np.zeros_like(idf)
+
+    def postings(self, term_id: int) -> np.ndarray:
+        return self.sentence_ids[self.indptr[term_id] : self.indptr[term_id + 1]]
+
+    def score(self, term_ids: Sequence[int]) -> ScoredSentences:
+        """Score every sentence holding at least one of ``term_ids`` (repeats count once per repeat)."""
+        counts: dict[int, int] = {}
+        for term_id in term_ids:
+            counts[term_id] = counts.get(term_id, 0) + 1
+        if not counts:
+            empty = np.zeros(0)
+            return ScoredSentences(np.zeros(0, dtype=np.int64), empty, empty)
+        scores, covered, seen = self._buffers()
+        constant = sum(float(self.base[t]) * m for t, m in counts.items())
+        # Coverage weighs terms by idf, floored so that a question of very common words still counts.
+        mass = {t: max(float(self.idf[t]), MIN_COVERAGE_WEIGHT) * m for t, m in counts.items()}
+        idf_mass = sum(mass.values())
+        touched_parts = []
+        for term_id, multiplicity in counts.items():
+            lo, hi = self.indptr[term_id], self.indptr[term_id + 1]
+            ids = self.sentence_ids[lo:hi]
+            scores[ids] += self.weights[lo:hi] * (self.idf[term_id] * multiplicity)
+            covered[ids] += mass[term_id]
+            new = ids[~seen[ids]]
+            seen[new] = True
+            touched_parts.append(new)
+        touched = (
+            np.concatenate(touched_parts).astype(np.int64)
+            if len(touched_parts) > 1
+            else (touched_parts[0].astype(np.int64))
+        )
+        result = ScoredSentences(touched, scores[touched] + constant, covered[touched] / idf_mass)
+        scores[touched] = 0.0
+        covered[touched] = 0.0
+        seen[touched] = False
+        return result
+
+    def dense_scores(self, term_ids: Sequence[int]) -> np.ndarray:
+        """Scores of all sentences, as ``rank_bm25``'s ``get_scores`` returns them."""
+        dense = np.zeros(self.n_sentences)
+        scored = self.score(term_ids)
+        dense += sum(float(self.base[t]) for t in term_ids)
+        dense[scored.ids] = scored.scores
+        return dense
+
+    def _buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per-thread scratch vectors, so concurrent searches never share one (they are left all-zero)."""
+        local = self._scratch
+        if getattr(local, "size", -1) != self.n_sentences:
+            local.scores = np.zeros(self.n_sentences)
+            local.covered = np.zeros(self.n_sentences)
+            local.seen = np.zeros(self.n_sentences, dtype=bool)
+            local.size = self.n_sentences
+        return local.scores, local.covered, local.seen
+
+
+def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k best (id, score) pairs, best first; ties broken by the lower id for stable answers."""
+    if k <= 0 or ids.size == 0:
+        return ids[:0], scores[:0]
+    if ids.size > k:
+        part = np.argpartition(-scores, k - 1)[:k]
+        ids, scores = ids[part], scores[part]
+    order = np.lexsort((ids, -scores))
+    return ids[order], scores[order]

@@ -1,0 +1,431 @@
+"""Question -> hits: query parsing, BM25 scoring, filters, de-duplication, weak-match judgement, highlighting.
+
+:class:`SearchIndex` is the one object the bot talks to. It is built from documents (or loaded from the
+on-disk cache by :func:`open_index`) and answers :meth:`SearchIndex.search`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from retrieval.build import AnalysisConfig, Progress, build_parts
+from retrieval.corpus import Document
+from retrieval.highlight import highlight_spans, phrase_positions
+from retrieval.index import MIN_COVERAGE_WEIGHT, BM25Params, InvertedIndex, top_k
+from retrieval.query import Query, QueryError, parse_query
+from retrieval.sentences import MAX_SENTENCE_CHARS, SPLITTER_VERSION
+from retrieval.store import UNKNOWN_DATE, SentenceStore
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One matching sentence, with where it came from and what in it matched."""
+
+    text: str
+    date: dt.date | None  # the document's date; None when unknown
+    title: str
+    doc: str  # the document's file name, relative to the corpus folder
+    score: float
+    sentence_id: int  # global sentence number in the index; stable while the index is unchanged
+    paragraph: int  # paragraph number within the document (0-based)
+    position: int  # sentence number within the document (0-based)
+    spans: tuple[tuple[int, int], ...]  # character spans in ``text`` of the matched words
+    duplicates: int = 0  # how many other places hold the very same sentence
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """The answer to one question: a page of hits plus what the caller needs to explain it."""
+
+    question: str
+    hits: tuple[Hit, ...]
+    total: int  # matching sentences after filters and de-duplication (at least len(hits))
+    offset: int = 0
+    weak: bool = False  # the best hit matches only a small part of the question
+    unknown_words: tuple[str, ...] = ()  # query words found nowhere in the corpus
+    suggestions: dict[str, tuple[str, ...]] = field(default_factory=dict)  # word -> "did you mean"
+    error: str | None = None  # the question could not be understood (e.g. a bad date filter)
+
+    @property
+    def empty(self) -> bool:
+        return not self.hits
+
+
+@dataclass(frozen=True, slots=True)
+class ContextSentence:
+    text: str
+    sentence_id: int
+    is_hit: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IndexStats:
+    documents: int
+    sentences: int
+    terms: int
+    first_date: dt.date | None
+    last_date: dt.date | None
+    undated_documents: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    """Everything that shapes the index and its ranking; all but ``ranking`` and ``weak_coverage`` change
+    what is stored, so they key the on-disk cache."""
+
+    language: str = "english"
+    stop_words: bool = True
+    stemming: bool = True
+    max_sentence_chars: int = MAX_SENTENCE_CHARS
+    ranking: BM25Params = field(default_factory=BM25Params)
+    weak_coverage: float = 0.5  # below this share of the question's weight, the best hit is "weak"
+
+    def analysis_config(self) -> AnalysisConfig:
+        return AnalysisConfig(self.language, self.stop_words, self.stemming, self.max_sentence_chars)
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the stored index would differ."""
+        analyzer = self.analysis_config().analyzer()
+        parts = [STORE_FORMAT, analyzer.fingerprint, SPLITTER_VERSION, str(self.max_sentence_chars)]
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+STORE_FORMAT = "corpus-bot-index-1"
+MAX_QUESTION_CHARS = 4096
+_PHRASE_VERIFY_LIMIT = 5000  # candidates checked word by word for a phrase, best first
+_NO_WORDS = "Your question has no words to search for. Try a few words from the topic you are after."
+_ONLY_COMMON = "Your question has only very common words (like “the” or “what”). Add a more specific word."
+
+
+class SearchIndex:
+    """The searchable corpus: BM25 over sentences, with their texts and places."""
+
+    def __init__(self, inverted: InvertedIndex, store: SentenceStore, settings: IndexSettings) -> None:
+        self._inverted = inverted
+        self._store = store
+        self.settings = settings
+        self._analyzer = settings.analysis_config().analyzer()
+        if inverted.params != settings.ranking:
+            inverted.set_params(settings.ranking)
+        self._suggestion_terms: list[str] | None = None
+        self._groups_seen = threading.local()
+        digest = hashlib.sha256(settings.fingerprint.encode())
+        digest.update(np.ascontiguousarray(store.offsets).tobytes())
+        digest.update(np.ascontiguousarray(store.duplicate_group).tobytes())
+        self.fingerprint = digest.hexdigest()[:16]
+
+    @classmethod
+    def build(
+        cls,
+        documents: Sequence[Document],
+        settings: IndexSettings | None = None,
+        *,
+        workers: int | None = 1,
+        progress: Progress | None = None,
+    ) -> SearchIndex:
+        settings = settings or IndexSettings()
+        store, inverted = build_parts(
+            documents, settings.analysis_config(), settings.ranking, workers=workers, progress=progress
+        )
+        return cls(inverted, store, settings)
+
+    # -- what the bot shows around results ------------------------------------------------------------
+
+    @property
+    def stats(self) -> IndexStats:
+        dates = [d.date for d in self._store.documents if d.date]
+        return IndexStats(
+            documents=len(self._store.documents),
+            sentences=len(self._store),
+            terms=len(self._inverted.vocabulary),
+            first_date=min(dates) if dates else None,
+            last_date=max(dates) if dates else None,
+            undated_documents=len(self._store.documents) - len(dates),
+        )
+
+    def hit(self, sentence_id: int) -> Hit:
+        self._check_id(sentence_id)
+        return self._make_hit(sentence_id, 0.0, ())
+
+    def context(self, sentence_id: int, before: int = 2, after: int = 2) -> list[ContextSentence]:
+        """The sentences around one, within its own document."""
+        self._check_id(sentence_id)
+        doc = self._store.document_of(sentence_id)
+        first = max(doc.first_sentence, sentence_id - max(before, 0))
+        last = min(doc.first_sentence + doc.n_sentences - 1, sentence_id + max(after, 0))
+        return [ContextSentence(self._store.text(i), i, i == sentence_id) for i in range(first, last + 1)]
+
+    def example_questions(self, n: int = 3) -> list[str]:
+        """Short questions that really find something: pairs of frequent, meaningful words of one sentence."""
+        df = self._inverted.document_frequency
+        order = np.argsort(-df, kind="stable")
+        examples: list[str] = []
+        used: set[str] = set()
+        for term_id in order[:200]:
+            term = self._inverted.vocabulary[term_id]
+            if len(examples) >= n:
+                break
+            if term in used or not term.isalpha() or len(term) < 4:
+                continue
+            question = self._example_from(int(term_id), used)
+            if question and self.search(question, k=1).hits:
+                examples.append(question)
+        return examples
+
+    def suggest(self, word: str, n: int = 3) -> list[str]:
+        """Corpus words spelled closest to ``word`` (for "did you mean"), most frequent first among equals."""
+        folded = word.casefold()
+        if len(folded) < 3 or not folded.isalpha():
+            return []
+        if self._suggestion_terms is None:
+            self._suggestion_terms = [t for t in self._inverted.vocabulary if len(t) >= 3 and t.isalpha()]
+        stem = self._analyzer.stem(folded)
+        matches = process.extract(
+            stem, self._suggestion_terms, scorer=fuzz.ratio, limit=n * 4, score_cutoff=70
+        )
+        df = self._inverted.document_frequency
+        ranked = sorted(matches, key=lambda m: (-round(m[1]), -df[self._inverted.term_ids[m[0]]]))
+        words: list[str] = []
+        for term, _score, _ in ranked:
+            surface = self._surface_word(term)
+            if surface and surface != folded and surface not in words:
+                words.append(surface)
+            if len(words) >= n:
+                break
+        return words
+
+    # -- searching ------------------------------------------------------------------------------------
+
+    def search(self, question: str, k: int = 5, offset: int = 0) -> SearchResult:
+        """Rank the sentences against ``question``. Never raises for what a user may type."""
+        question = question[:MAX_QUESTION_CHARS]
+        k, offset = max(0, k), max(0, offset)
+        try:
+            query = parse_query(question)
+        except QueryError as error:
+            return SearchResult(question, (), 0, offset, error=str(error))
+        if query.is_empty:
+            return SearchResult(question, (), 0, offset, error=_NO_WORDS)
+
+        analyzer, inverted = self._analyzer, self._inverted
+        terms = analyzer.terms(query.text)
+        phrases = [[w.term for w in analyzer.words(p)] for p in query.phrases]
+        phrases = [p for p in phrases if p]
+        for phrase_text in query.phrases:
+            terms.extend(analyzer.terms(phrase_text))
+        unknown = tuple(
+            dict.fromkeys(
+                query.text[t.start : t.end]
+                for t in analyzer.tokens(query.text)
+                if t.term not in inverted.term_ids
+            )
+        )
+        term_ids = [inverted.term_ids[t] for t in terms if t in inverted.term_ids]
+        suggestions = {w: tuple(s) for w in unknown if (s := self.suggest(w))}
+
+        if not terms and not phrases:
+            return SearchResult(question, (), 0, offset, error=_ONLY_COMMON)
+        if term_ids:
+            scored = inverted.score(term_ids)
+            ids, scores, coverage = scored.ids, scored.scores, scored.coverage
+        elif phrases and not terms:
+            ids = self._scan_phrases(query.phrases)  # a phrase of stop words only: no postings to use
+            scores, coverage = np.ones(ids.size), np.ones(ids.size)
+        else:
+            ids, scores, coverage = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+
+        keep = self._filter_mask(ids, query, phrases)
+        ids, scores, coverage = ids[keep], scores[keep], coverage[keep]
+        if phrases and ids.size:
+            ids, scores, coverage = self._verify_phrases(ids, scores, coverage, phrases)
+
+        total = self._count_distinct(ids)
+        best_coverage = float(coverage[int(np.argmax(scores))]) if ids.size else 0.0
+        weak = bool(ids.size) and best_coverage * self._known_share(terms) < self.settings.weak_coverage
+        page = self._page(ids, scores, offset, k)
+        term_set = set(terms)
+        hits = tuple(
+            self._make_hit(i, s, highlight_spans(self._store.text(i), analyzer, term_set, phrases))
+            for i, s in page
+        )
+        return SearchResult(question, hits, total, offset, weak, unknown, suggestions)
+
+    def _known_share(self, terms: Sequence[str]) -> float:
+        """The part of the question's weight the corpus knows: words found nowhere weigh as the rarest."""
+        idf, term_ids = self._inverted.idf, self._inverted.term_ids
+        known = sum(max(float(idf[term_ids[t]]), MIN_COVERAGE_WEIGHT) for t in terms if t in term_ids)
+        n_unknown = sum(1 for t in terms if t not in term_ids)
+        unseen = math.log(len(self._store) + 0.5) - math.log(0.5)
+        return known / (known + n_unknown * unseen) if known else 0.0
+
+    def _filter_mask(self, ids: np.ndarray, query: Query, phrases: list[list[str]]) -> np.ndarray:
+        keep = np.ones(ids.size, dtype=bool)
+        if not ids.size:
+            return keep
+        for excluded in query.excluded:
+            excluded_terms = self._analyzer.terms(excluded)
+            words = [w.term for w in self._analyzer.words(excluded)]
+            holders = self._holding_all(ids, excluded_terms) if excluded_terms else np.zeros(ids.size, bool)
+            if len(words) > 1 and holders.any():
+                # "-\"a phrase\"" excludes the phrase, not each of its words.
+                for j in np.flatnonzero(holders):
+                    surface = [w.term for w in self._analyzer.words(self._store.text(int(ids[j])))]
+                    holders[j] = bool(phrase_positions(surface, words))
+            keep &= ~holders
+        for phrase in phrases:
+            phrase_terms = [t for w in phrase for t in self._analyzer.terms(w)]
+            if phrase_terms:
+                keep &= self._holding_all(ids, phrase_terms)
+        low, high = _date_range(query)
+        if low is not None or high is not None:
+            dates = self._store.sentence_dates(ids)
+            keep &= dates != UNKNOWN_DATE
+            if low is not None:
+                keep &= dates >= low
+            if high is not None:
+                keep &= dates <= high
+        return keep
+
+    def _holding_all(self, ids: np.ndarray, terms: Sequence[str]) -> np.ndarray:
+        """Which of ``ids`` contain every one of ``terms`` (postings are sorted, so a binary search each)."""
+        holding = np.ones(ids.size, dtype=bool)
+        for term in set(terms):
+            term_id = self._inverted.term_ids.get(term)
+            if term_id is None:
+                return np.zeros(ids.size, dtype=bool)
+            postings = self._inverted.postings(term_id)
+            where = np.searchsorted(postings, ids)
+            holding &= (where < postings.size) & (postings[np.minimum(where, postings.size - 1)] == ids)
+        return holding
+
+    def _verify_phrases(
+        self, ids: np.ndarray, scores: np.ndarray, coverage: np.ndarray, phrases: list[list[str]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = np.lexsort((ids, -scores))[:_PHRASE_VERIFY_LIMIT]
+        good = []
+        for j in order:
+            surface = [w.term for w in self._analyzer.words(self._store.text(int(ids[j])))]
+            if all(phrase_positions(surface, phrase) for phrase in phrases):
+                good.append(j)
+        chosen = np.asarray(good, dtype=np.int64)
+        return ids[chosen], scores[chosen], coverage[chosen]
+
+    def _scan_phrases(self, phrases: Sequence[str]) -> np.ndarray:
+        """Sentences holding a phrase made only of stop words: a scan of the text blob, then a word check."""
+        words = [w.term for w in self._analyzer.words(phrases[0])]
+        if not words:
+            return np.zeros(0, np.int64)
+        pattern = re.compile(
+            rb"(?<!\w)" + rb"\W+".join(re.escape(w.encode("utf-8")) for w in words) + rb"(?!\w)",
+            re.IGNORECASE,
+        )
+        blob = self._store.blob.tobytes() if not isinstance(self._store.blob, bytes) else self._store.blob
+        starts = np.fromiter((m.start() for m in pattern.finditer(blob)), dtype=np.int64)
+        return np.unique(self._store.sentence_at_byte(starts)) if starts.size else starts
+
+    def _count_distinct(self, ids: np.ndarray) -> int:
+        """Distinct sentence texts among ``ids``, in linear time (no sort)."""
+        if ids.size < 2:
+            return int(ids.size)
+        groups = self._store.duplicate_group[ids]
+        buffer = getattr(self._groups_seen, "buffer", None)
+        if buffer is None or buffer.size != self._store.group_size.size:
+            buffer = self._groups_seen.buffer = np.zeros(self._store.group_size.size, dtype=np.int64)
+        positions = np.arange(groups.size)
+        buffer[groups] = positions  # the last writer of each group wins, so each group counts once
+        return int(np.count_nonzero(buffer[groups] == positions))
+
+    def _page(self, ids: np.ndarray, scores: np.ndarray, offset: int, k: int) -> list[tuple[int, float]]:
+        """Hits ``offset .. offset + k`` in rank order, one per distinct text."""
+        want = offset + k
+        if not want or not ids.size:
+            return []
+        take = min(ids.size, max(2 * want, 16))
+        while True:
+            best_ids, best_scores = top_k(ids, scores, take)
+            page: list[tuple[int, float]] = []
+            seen: set[int] = set()
+            for i, s in zip(best_ids.tolist(), best_scores.tolist(), strict=True):
+                group = int(self._store.duplicate_group[i])
+                if group not in seen:
+                    seen.add(group)
+                    page.append((i, s))
+            if len(page) >= want or take >= ids.size:
+                return page[offset:want]
+            take = min(ids.size, take * 4)
+
+    # -- helpers --------------------------------------------------------------------------------------
+
+    def _make_hit(self, sentence_id: int, score: float, spans: tuple[tuple[int, int], ...]) -> Hit:
+        store = self._store
+        doc = store.document_of(sentence_id)
+        return Hit(
+            text=store.text(sentence_id),
+            date=doc.date,
+            title=doc.title,
+            doc=doc.name,
+            score=float(score),
+            sentence_id=sentence_id,
+            paragraph=int(store.sentence_paragraph[sentence_id]),
+            position=sentence_id - doc.first_sentence,
+            spans=spans,
+            duplicates=store.duplicates(sentence_id),
+        )
+
+    def _check_id(self, sentence_id: int) -> None:
+        if not 0 <= sentence_id < len(self._store):
+            raise IndexError(f"no sentence {sentence_id} in this index")
+
+    def _surface_word(self, term: str) -> str | None:
+        """A word as written in the corpus that analyses to ``term``."""
+        term_id = self._inverted.term_ids.get(term)
+        if term_id is None:
+            return None
+        for sentence_id in self._inverted.postings(term_id)[:5].tolist():
+            text = self._store.text(sentence_id)
+            for token in self._analyzer.tokens(text):
+                if token.term == term:
+                    return text[token.start : token.end].casefold()
+        return None
+
+    def _example_from(self, term_id: int, used: set[str]) -> str | None:
+        postings = self._inverted.postings(term_id)
+        df = self._inverted.document_frequency
+        for sentence_id in postings[:20].tolist():
+            text = self._store.text(sentence_id)
+            tokens = [t for t in self._analyzer.tokens(text) if t.term.isalpha() and len(t.term) >= 4]
+            partners = [
+                t
+                for t in tokens
+                if t.term != self._inverted.vocabulary[term_id]
+                and t.term not in used
+                and df[self._inverted.term_ids[t.term]] > 1
+            ]
+            anchor = next((t for t in tokens if t.term == self._inverted.vocabulary[term_id]), None)
+            if anchor and partners:
+                partner = max(partners, key=lambda t: df[self._inverted.term_ids[t.term]])
+                used.update({anchor.term, partner.term})
+                first, second = sorted([anchor, partner], key=lambda t: t.start)
+                return f"{text[first.start : first.end]} {text[second.start : second.end]}".casefold()
+        return None
+
+
+def _date_range(query: Query) -> tuple[int | None, int | None]:
+    """The inclusive range of day ordinals the query's date filters allow."""
+    low = query.after.toordinal() if query.after else None
+    high = query.before.toordinal() if query.before else None
+    if query.year is not None:
+        year_low, year_high = dt.date(query.year, 1, 1).toordinal(), dt.date(query.year, 12, 31).toordinal()
+        low = year_low if low is None else max(low, year_low)
+        high = year_high if high is None else min(high, year_high)
+    return low, high

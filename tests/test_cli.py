@@ -1,0 +1,100 @@
+"""The ``corpus-bot`` console script, run for real in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_search import write_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = Path(sys.executable).with_name("corpus-bot")
+
+
+def run(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+    return subprocess.run([str(SCRIPT), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture()
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"corpus:\n  path: {REPO / 'corpus'}\nindex:\n  cache_dir: {tmp_path / 'cache'}\n")
+    return path
+
+
+def test_ask_json_answers_from_the_shipped_corpus(config: Path) -> None:
+    done = run("ask", "basic research", "--config", str(config), "--json", "--top-k", "3")
+    assert done.returncode == 0, done.stderr
+    hits = json.loads(done.stdout)
+    assert 1 <= len(hits) <= 3
+    assert set(hits[0]) == {"text", "date", "title", "doc", "score"}
+    assert hits[0]["date"] == "2023-08-05"
+    assert hits[0]["doc"] == "000_3587ab5dbc81a1f9.txt"
+    assert "basic research" in hits[0]["text"].lower()
+
+
+def test_ask_prints_readable_quotes(config: Path) -> None:
+    done = run("ask", "original innovation", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "2023-08-05 · Strengthening Basic Research" in done.stdout
+    assert "original innovation" in done.stdout
+
+
+def test_ask_with_a_misspelling_suggests_a_word(config: Path) -> None:
+    done = run("ask", "reserch", "--config", str(config))
+    assert done.returncode == 0
+    assert "did you mean research" in done.stdout
+
+
+def test_index_prints_the_load_summary_and_problems(config: Path, tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "corpus")
+    (corpus / "broken.txt").write_bytes(b"\x00\x01\x02 binary")
+    done = run("index", "--corpus", str(corpus), "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    assert "4 documents" in done.stdout and "1 files skipped" in done.stdout and "built" in done.stdout
+    assert "broken.txt" in done.stderr
+    again = run("index", "--corpus", str(corpus), "--config", str(config))
+    assert "loaded from cache" in again.stdout
+
+
+def test_python_dash_m_bot_is_the_same_command(config: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "ask", "basic research", "--config", str(config), "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["date"] == "2023-08-05"
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["ask", "x", "--corpus", "/nonexistent/corpus"], "does not exist"),
+        ("empty", ["ask", "x", "--corpus", "{tmp}/empty"], "no usable documents"),
+        ("badconfig", ["ask", "x", "--config", "{tmp}/bad.yaml"], "unknown key"),
+    ],
+)
+def test_user_errors_are_one_line_and_non_zero(
+    setup: str | None, args: list[str], message: str, config: Path, tmp_path: Path
+) -> None:
+    if setup == "empty":
+        (tmp_path / "empty").mkdir()
+    if setup == "badconfig":
+        (tmp_path / "bad.yaml").write_text("corpus:\n  pth: corpus\n")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--config" not in args:
+        args += ["--config", str(config)]
+    done = run(*args)
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr

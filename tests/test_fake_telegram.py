@@ -1,0 +1,444 @@
+"""Tests of the fake Telegram Bot API server, driven by python-telegram-bot's real Bot over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
+    ReplyParameters,
+    Update,
+)
+from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
+from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes
+
+from tests.fake_telegram import (
+    BOT_ID,
+    DEFAULT_TOKEN,
+    FakeTelegram,
+    parse_html,
+    parse_markdown_v2,
+    utf16_len,
+)
+
+TOKEN = DEFAULT_TOKEN
+USER = 4242
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(token=TOKEN) as fake:
+        fake.add_chat(USER)
+        yield fake
+
+
+@pytest.fixture
+async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
+    async with Bot(TOKEN, base_url=tg.api_url, base_file_url=tg.file_url) as real_bot:
+        yield real_bot
+
+
+def api_error(description: str) -> str:
+    """A match= pattern for a Bot API error description (PTB strips "Bad Request: " and capitalize()s)."""
+    return f"(?i){re.escape(description)}"
+
+
+def keyboard(*data: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton(d or "x", callback_data=d) for d in data]])
+
+
+# ------------------------------------------------------------------------------------------ basics
+
+
+async def test_get_me(bot: Bot, tg: FakeTelegram) -> None:
+    me = await bot.get_me()
+    assert (me.id, me.is_bot, me.first_name, me.username) == (BOT_ID, True, "Corpus Bot", "corpus_test_bot")
+    assert me.can_join_groups and me.supports_inline_queries
+    assert tg.calls[0].method == "getMe"
+
+
+async def test_wrong_token_and_unknown_method(tg: FakeTelegram) -> None:
+    with pytest.raises(InvalidToken):
+        async with Bot("999:wrong", base_url=tg.api_url):  # initialize() calls getMe
+            pass
+    async with httpx.AsyncClient() as client:
+        unknown = await client.post(f"{tg.api_url}{TOKEN}/fooBar", data={"x": "1"})
+        wrong = await client.post(f"{tg.api_url}nope/getMe")
+    assert unknown.status_code == 404
+    assert unknown.json() == {"ok": False, "error_code": 404, "description": "Not Found"}
+    assert wrong.json() == {"ok": False, "error_code": 401, "description": "Unauthorized"}
+    assert [e.description for e in tg.errors] == ["Unauthorized", "Not Found", "Unauthorized"]
+
+
+async def test_request_encodings_are_decoded(tg: FakeTelegram) -> None:
+    markup = {"inline_keyboard": [[{"text": "Go", "callback_data": "go"}]]}
+    url = f"{tg.api_url}{TOKEN}/sendMessage"
+    async with httpx.AsyncClient() as client:
+        as_json = await client.post(url, json={"chat_id": USER, "text": "json", "reply_markup": markup})
+        as_form = await client.post(
+            url, data={"chat_id": str(USER), "text": "123", "reply_markup": json.dumps(markup)}
+        )
+        as_multipart = await client.post(
+            url,
+            data={"chat_id": str(USER), "text": "line 1\nline 2 é", "reply_markup": json.dumps(markup)},
+            files={"document": ("a.txt", b"hello", "text/plain")},
+        )
+        broken = await client.post(url, data={"chat_id": str(USER), "text": "x", "reply_markup": "{oops"})
+    for response in (as_json, as_form, as_multipart):
+        assert response.status_code == 200, response.text
+        assert response.json()["result"]["reply_markup"] == markup
+    assert as_form.json()["result"]["text"] == "123"
+    assert as_multipart.json()["result"]["text"] == "line 1\nline 2 é"
+    assert tg.calls[1].params["chat_id"] == USER and tg.calls[1].params["reply_markup"] == markup
+    assert tg.calls[2].params["document"].data == b"hello"
+    assert broken.status_code == 400
+    assert [m["message_id"] for m in tg.sent_messages(USER)] == [1, 2, 3]
+
+
+# ------------------------------------------------------------------------------------ sendMessage
+
+
+async def test_send_message_parses_html_into_entities(bot: Bot, tg: FakeTelegram) -> None:
+    html = (
+        '😀 <b>bold <i>both</i></b> &lt;3 &amp; <a href="https://example.com">link</a> '
+        '<pre><code class="language-python">x = 1</code></pre><blockquote expandable>q</blockquote>'
+        '<span class="tg-spoiler">s</span> /help'
+    )
+    message = await bot.send_message(USER, html, parse_mode="HTML", reply_markup=keyboard("a", "b"))
+    assert message.text == "😀 bold both <3 & link x = 1qs /help"
+    entities = [(e.type, e.offset, e.length) for e in message.entities]
+    assert entities == [
+        ("bold", 3, 9),
+        ("italic", 8, 4),
+        ("text_link", 18, 4),
+        ("pre", 23, 5),
+        ("expandable_blockquote", 28, 1),
+        ("spoiler", 29, 1),
+        ("bot_command", 31, 5),
+    ]
+    assert message.entities[2].url == "https://example.com/"
+    assert message.entities[3].language == "python"
+    assert message.reply_markup == keyboard("a", "b")
+    assert message.from_user.id == BOT_ID and message.chat.id == USER
+    second = await bot.send_message(USER, "again")
+    assert second.message_id == message.message_id + 1
+    tg.assert_no_errors()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["line<br>break", "a < b", "<b>mis</i>", "<b>unclosed", "</b>", "AT&T", "<i>x</i></i>", '<a href="x>y'],
+)
+async def test_invalid_html_is_rejected(bot: Bot, tg: FakeTelegram, text: str) -> None:
+    with pytest.raises(BadRequest, match=api_error("can't parse entities")):
+        await bot.send_message(USER, text, parse_mode="HTML")
+    assert tg.errors and tg.errors[0].method == "sendMessage"
+    assert tg.sent_messages() == []
+
+
+async def test_markdown_v2_reserved_characters(bot: Bot) -> None:
+    with pytest.raises(BadRequest, match=api_error("Character '.' is reserved")):
+        await bot.send_message(USER, "Done.", parse_mode="MarkdownV2")
+    message = await bot.send_message(USER, r"*Done*\. _it_ [x](https://t.me)", parse_mode="MarkdownV2")
+    assert message.text == "Done. it x"
+    assert [(e.type, e.offset, e.length) for e in message.entities] == [
+        ("bold", 0, 4),
+        ("italic", 6, 2),
+        ("text_link", 9, 1),
+    ]
+
+
+async def test_text_length_is_counted_in_utf16_after_parsing(bot: Bot) -> None:
+    await bot.send_message(USER, "a" * 4096)
+    await bot.send_message(USER, "😀" * 2048)
+    await bot.send_message(USER, "&amp;" * 4096, parse_mode="HTML")  # 4096 characters once parsed
+    for too_long in ("a" * 4097, "😀" * 2049):
+        with pytest.raises(BadRequest, match=api_error("message is too long")):
+            await bot.send_message(USER, too_long)
+    for empty in ("   \n ", "<b></b>"):
+        with pytest.raises(BadRequest, match=api_error("message text is empty")):
+            await bot.send_message(USER, empty, parse_mode="HTML")
+
+
+async def test_inline_keyboard_validation(bot: Bot, tg: FakeTelegram) -> None:
+    await bot.send_message(USER, "ok", reply_markup=keyboard("x" * 64))
+    for data in ("x" * 65, "é" * 33):
+        with pytest.raises(BadRequest, match=api_error("BUTTON_DATA_INVALID")):
+            await bot.send_message(USER, "no", reply_markup=keyboard(data))
+    empty_text = InlineKeyboardMarkup([[InlineKeyboardButton("", callback_data="a")]])
+    with pytest.raises(BadRequest, match=api_error("BUTTON_TEXT_INVALID")):
+        await bot.send_message(USER, "no", reply_markup=empty_text)
+    no_action = {"inline_keyboard": [[{"text": "plain"}]]}
+    with pytest.raises(BadRequest, match=api_error("Text buttons are unallowed")):
+        await bot.send_message(USER, "no", reply_markup=no_action)  # type: ignore[arg-type]
+    assert len(tg.errors) == 4 and len(tg.sent_messages()) == 1
+
+
+async def test_chats_replies_and_blocking(bot: Bot, tg: FakeTelegram) -> None:
+    with pytest.raises(BadRequest, match=api_error("chat not found")):
+        await bot.send_message(123, "who?")
+    tg.make_message_update("hi all", chat_type="group", user_id=77)
+    with pytest.raises(Forbidden, match=api_error("can't initiate conversation")):
+        await bot.send_message(77, "psst")
+    with pytest.raises(BadRequest, match=api_error("message to be replied not found")):
+        await bot.send_message(USER, "re", reply_parameters=ReplyParameters(message_id=99))
+    await bot.send_message(
+        USER, "re", reply_parameters=ReplyParameters(message_id=99, allow_sending_without_reply=True)
+    )
+    question = tg.make_message_update("question?", user_id=USER)["message"]
+    answer = await bot.send_message(USER, "answer", reply_parameters=ReplyParameters(question["message_id"]))
+    assert answer.reply_to_message.text == "question?"
+    tg.block_bot(USER)
+    with pytest.raises(Forbidden, match=api_error("blocked")):
+        await bot.send_chat_action(USER, "typing")
+
+
+# -------------------------------------------------------------------------------------- edits
+
+
+async def test_edit_message_text(bot: Bot, tg: FakeTelegram) -> None:
+    sent = await bot.send_message(USER, "<b>v1</b>", parse_mode="HTML", reply_markup=keyboard("a"))
+    with pytest.raises(BadRequest, match=api_error("message is not modified")):
+        await bot.edit_message_text(
+            "<b>v1</b>", USER, sent.message_id, parse_mode="HTML", reply_markup=keyboard("a")
+        )
+    # Same text without the markup is a change: Telegram removes the keyboard.
+    edited = await bot.edit_message_text("<b>v1</b>", USER, sent.message_id, parse_mode="HTML")
+    assert edited.reply_markup is None and edited.edit_date is not None
+    assert "reply_markup" not in tg.get_message(USER, sent.message_id)
+    with pytest.raises(BadRequest, match=api_error("message is not modified")):
+        await bot.edit_message_reply_markup(USER, sent.message_id)
+    await bot.edit_message_reply_markup(USER, sent.message_id, reply_markup=keyboard("b"))
+    with pytest.raises(BadRequest, match=api_error("message to edit not found")):
+        await bot.edit_message_text("x", USER, 999)
+    user_message = tg.make_message_update("mine", user_id=USER)["message"]
+    with pytest.raises(BadRequest, match=api_error("message can't be edited")):
+        await bot.edit_message_text("x", USER, user_message["message_id"])
+    assert [m["text"] for m in tg.edited_messages(USER)] == ["v1", "v1"]
+
+
+# --------------------------------------------------------------------------------- getUpdates
+
+
+async def test_get_updates_long_poll_and_offset(bot: Bot, tg: FakeTelegram) -> None:
+    async def later() -> None:
+        await asyncio.sleep(0.2)
+        tg.message("/start", user_id=USER)
+
+    started = time.monotonic()
+    task = asyncio.create_task(later())
+    updates = await bot.get_updates(timeout=5)
+    await task
+    assert time.monotonic() - started < 2
+    [update] = updates
+    assert update.message.text == "/start" and update.message.entities[0].type == "bot_command"
+    assert await bot.get_updates() == updates  # not confirmed yet
+    started = time.monotonic()
+    assert await bot.get_updates(offset=update.update_id + 1, timeout=dtm.timedelta(seconds=0.3)) == ()
+    assert 0.25 < time.monotonic() - started < 2
+    assert tg.pending_updates == [] and tg.confirmed_offset == update.update_id + 1
+
+
+async def test_allowed_updates_filter(bot: Bot, tg: FakeTelegram) -> None:
+    tg.inline_query("abc", user_id=USER)
+    tg.message("hello", user_id=USER)
+    [update] = await bot.get_updates(allowed_updates=["message"])
+    assert update.message.text == "hello"
+    assert await bot.get_updates() == (update,)  # the setting sticks; the inline query is gone
+
+
+async def test_second_poller_terminates_the_first(tg: FakeTelegram) -> None:
+    async with Bot(TOKEN, base_url=tg.api_url) as one, Bot(TOKEN, base_url=tg.api_url) as two:
+        first = asyncio.create_task(one.get_updates(timeout=3))
+        await tg.wait_for("getUpdates")
+        second = asyncio.create_task(two.get_updates(timeout=dtm.timedelta(seconds=0.3)))
+        with pytest.raises(Conflict, match=api_error("terminated by other getUpdates")):
+            await first
+        assert await second == ()
+
+
+async def test_webhook_conflicts_with_get_updates(bot: Bot, tg: FakeTelegram) -> None:
+    tg.message("pending", user_id=USER)
+    assert await bot.set_webhook("https://bot.example.com/hook", secret_token="s3cret_-X", max_connections=5)
+    assert tg.webhook["secret_token"] == "s3cret_-X"
+    info = await bot.get_webhook_info()
+    assert (info.url, info.pending_update_count, info.max_connections) == (
+        "https://bot.example.com/hook",
+        1,
+        5,
+    )
+    with pytest.raises(Conflict, match=api_error("webhook is active")):
+        await bot.get_updates()
+    with pytest.raises(BadRequest, match=api_error("secret token")):
+        await bot.set_webhook("https://bot.example.com/hook", secret_token="not allowed!")
+    assert await bot.delete_webhook(drop_pending_updates=True)
+    assert tg.webhook["url"] == "" and await bot.get_updates() == ()
+
+
+# ---------------------------------------------------------------------------- failure injection
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # int retry_after
+async def test_flood_control_injection(bot: Bot, tg: FakeTelegram) -> None:
+    tg.fail_next("sendMessage", status=429, retry_after=3)
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(USER, "hi")
+    assert caught.value.retry_after in (3, dtm.timedelta(seconds=3))
+    await bot.send_message(USER, "hi")
+    assert tg.injected[0].description == "Too Many Requests: retry after 3"
+    assert tg.errors == [] and len(tg.sent_messages()) == 1
+
+
+async def test_server_error_and_delay_injection(bot: Bot, tg: FakeTelegram) -> None:
+    tg.fail_next("*", status=502)
+    with pytest.raises(NetworkError, match=api_error("Bad Gateway")) as caught:
+        await bot.send_message(USER, "hi")
+    assert not isinstance(caught.value, BadRequest)
+    tg.delay_next("sendMessage", 0.3)
+    started = time.monotonic()
+    await bot.send_message(USER, "slow")
+    assert time.monotonic() - started >= 0.3
+
+
+# ------------------------------------------------------------------------- callbacks and inline
+
+
+async def test_callback_query_roundtrip(bot: Bot, tg: FakeTelegram) -> None:
+    sent = await bot.send_message(USER, "pick", reply_markup=keyboard("yes", "no"))
+    with pytest.raises(ValueError, match="no button"):
+        tg.callback_query(sent.to_dict(), "maybe")
+    tg.callback_query(tg.last_sent_message(USER), "yes", user_id=USER)
+    [update] = await bot.get_updates()
+    assert update.callback_query.data == "yes" and update.callback_query.message.message_id == sent.message_id
+    assert await bot.answer_callback_query(update.callback_query.id, text="ok")
+    with pytest.raises(BadRequest, match=api_error("query is too old")):
+        await bot.answer_callback_query(update.callback_query.id)
+    assert tg.callback_answers[0]["text"] == "ok"
+
+
+async def test_answer_inline_query_limits(bot: Bot, tg: FakeTelegram) -> None:
+    def article(i: object, text: str = "body") -> InlineQueryResultArticle:
+        return InlineQueryResultArticle(
+            str(i), f"title {i}", InputTextMessageContent(text, parse_mode="HTML")
+        )
+
+    query_id = tg.inline_query("q", user_id=USER)["inline_query"]["id"]
+    bad_answers = {
+        "RESULTS_TOO_MUCH": [article(i) for i in range(51)],
+        "RESULT_ID_DUPLICATE": [article(1), article(1)],
+        "RESULT_ID_INVALID": [article("x" * 65)],
+        "MESSAGE_TOO_LONG": [article(1, "a" * 4097)],
+        "Can't parse entities": [article(1, "<b>oops")],
+    }
+    for error, results in bad_answers.items():
+        with pytest.raises(BadRequest, match=api_error(error)):
+            await bot.answer_inline_query(query_id, results, cache_time=5)
+    assert await bot.answer_inline_query(
+        query_id, [article(i) for i in range(50)], cache_time=5, is_personal=True
+    )
+    with pytest.raises(BadRequest, match=api_error("query is too old")):
+        await bot.answer_inline_query(query_id, [])
+    [answer] = tg.inline_answers
+    assert answer["cache_time"] == 5 and len(answer["results"]) == 50 and answer["is_personal"] is True
+
+
+async def test_commands_and_chat_actions(bot: Bot, tg: FakeTelegram) -> None:
+    await bot.set_my_commands([BotCommand("ask", "Ask a question"), BotCommand("help", "Help")])
+    assert [c.command for c in await bot.get_my_commands()] == ["ask", "help"]
+    assert tg.commands[0] == {"command": "ask", "description": "Ask a question"}
+    with pytest.raises(BadRequest, match=api_error("BOT_COMMAND_INVALID")):
+        await bot.set_my_commands([BotCommand("Ask", "x")])
+    assert await bot.delete_my_commands()
+    assert await bot.get_my_commands() == ()
+    await bot.send_chat_action(USER, "typing")
+    with pytest.raises(BadRequest, match=api_error("wrong parameter action")):
+        await bot.send_chat_action(USER, "dancing")
+    assert tg.chat_actions == [{"chat_id": USER, "action": "typing"}]
+
+
+# ------------------------------------------------------------------------------- test controls
+
+
+async def test_wait_for_reports_what_arrived(bot: Bot, tg: FakeTelegram) -> None:
+    await bot.send_message(USER, "one")
+    calls = await tg.wait_for("sendmessage", predicate=lambda p: p["text"] == "one")
+    assert calls[0].params["chat_id"] == USER
+    with pytest.raises(AssertionError, match=r"(?s)waiting for 2 sendMessage.*sendMessage\(chat_id=4242"):
+        await tg.wait_for("sendMessage", count=2, timeout=0.1)
+
+
+def test_background_thread_mode() -> None:
+    with FakeTelegram(token=TOKEN) as tg:
+        tg.add_chat(USER)
+        url = f"{tg.api_url}{TOKEN}/sendMessage"
+        with httpx.Client() as client:
+            assert client.post(url, data={"chat_id": USER, "text": "from a thread"}).json()["ok"]
+        [call] = tg.wait_for_blocking("sendMessage", timeout=2)
+        assert call.params["text"] == "from a thread"
+    assert tg.sent_messages(USER)[0]["text"] == "from a thread"
+
+
+async def test_application_polling_end_to_end(tg: FakeTelegram) -> None:
+    async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.effective_message is not None and update.effective_user is not None
+        await update.effective_message.reply_html(
+            f"<b>Hi</b> {update.effective_user.first_name}", reply_markup=keyboard("more")
+        )
+
+    async def more(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert update.callback_query is not None
+        await update.callback_query.answer()
+        await update.callback_query.edit_message_text("More!")
+
+    app = ApplicationBuilder().token(TOKEN).base_url(tg.api_url).base_file_url(tg.file_url).build()
+    app.add_handler(CommandHandler("start", start))
+    app.add_handler(CallbackQueryHandler(more))
+    async with app:
+        await app.start()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=Update.ALL_TYPES)
+        update = tg.message("/start", user_id=7, first_name="Ann")
+        [reply] = await tg.wait_for_sent(chat_id=7)
+        tg.callback_query(reply, "more", user_id=7)
+        await tg.wait_for("editMessageText")
+        await app.updater.stop()
+        await app.stop()
+    assert reply["text"] == "Hi Ann" and reply["entities"] == [{"offset": 0, "length": 2, "type": "bold"}]
+    assert tg.get_message(7, reply["message_id"])["text"] == "More!"
+    assert len(tg.callback_answers) == 1
+    assert tg.confirmed_offset > update["update_id"]
+    tg.assert_no_errors()
+
+
+# ------------------------------------------------------------------------------ parsers directly
+
+
+def test_parse_html_details() -> None:
+    assert parse_html("<b>a&#128512;b</b>") == ("a😀b", [{"offset": 0, "length": 4, "type": "bold"}])
+    text, [mention] = parse_html('<a href="tg://user?id=42">you</a>')
+    assert (text, mention["type"], mention["user"]["id"]) == ("you", "text_mention", 42)
+    assert parse_html("<pre>x</pre>")[1] == [{"offset": 0, "length": 1, "type": "pre"}]
+    assert parse_html("<code><b>x</b></code>")[1] == [{"offset": 0, "length": 1, "type": "code"}]
+    assert parse_html("AT&T", strict_ampersand=False) == ("AT&T", [])
+    assert parse_html('<a href="ftp://x">y</a>') == ("y", [])  # unusable links are dropped silently
+    assert utf16_len("😀a") == 3
+
+
+def test_parse_markdown_v2_blockquotes() -> None:
+    text, entities = parse_markdown_v2(">quoted\n>lines\nafter")
+    assert text == "quoted\nlines\nafter"
+    assert entities == [{"offset": 0, "length": 12, "type": "blockquote"}]
+    text, entities = parse_markdown_v2("**>hidden\n>more||\nafter")
+    assert text == "hidden\nmore\nafter" and entities[0]["type"] == "expandable_blockquote"

@@ -1,0 +1,186 @@
+"""SearchIndex end to end over a small corpus written to disk: ranking, syntax, filters, dedup, highlights."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from rank_bm25 import BM25Okapi
+
+from retrieval import IndexSettings, SearchIndex, load_corpus
+from retrieval import build as build_module
+from retrieval.analysis import Analyzer
+
+FILES = {
+    "ocean.txt": (
+        " date 2021-03-04 Ocean Report\n\n"
+        "The ocean absorbs heat from the atmosphere. Coral reefs are bleaching across the Pacific.\n\n"
+        "Fishermen reported record catches of tuna in 2020. Scientists warn about overfishing."
+    ),
+    "space.txt": (
+        " date 2022-07-01 Space News\n\n"
+        "The rocket launched from Florida at dawn. Astronauts will study coral growth in orbit.\n\n"
+        "The ocean absorbs heat from the atmosphere."
+    ),
+    "notes.txt": (
+        "Researchers are researching research methods. To be or not to be, that is the question.\n\n"
+        "A third sentence follows here. A fourth one closes the note."
+    ),
+    "china.txt": " date 2023-08-05 基础研究\n\n我们要加强基础研究。科技自立自强是国家发展的战略支撑。",
+}
+
+
+def write_corpus(folder: Path, files: dict[str, str] = FILES) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> SearchIndex:
+    folder = write_corpus(tmp_path_factory.mktemp("corpus"))
+    return SearchIndex.build(load_corpus(folder).documents)
+
+
+def test_best_quote_with_date_title_and_highlights(index: SearchIndex) -> None:
+    result = index.search("coral reefs")
+    best = result.hits[0]
+    assert best.text == "Coral reefs are bleaching across the Pacific."
+    assert best.date == dt.date(2021, 3, 4)
+    assert best.title == "Ocean Report"
+    assert best.doc == "ocean.txt"
+    assert [best.text[a:b] for a, b in best.spans] == ["Coral", "reefs"]
+    assert best.score > 0 and not result.weak and result.error is None
+
+
+def test_stemming_matches_word_forms_and_highlights_them(index: SearchIndex) -> None:
+    hit = index.search("research").hits[0]
+    assert hit.text.startswith("Researchers are researching research")
+    assert hit.date is None
+    assert [hit.text[a:b] for a, b in hit.spans] == ["Researchers", "researching", "research"]
+
+
+def test_identical_sentences_appear_once_with_their_other_places(index: SearchIndex) -> None:
+    result = index.search("ocean absorbs heat")
+    assert [h.text for h in result.hits].count("The ocean absorbs heat from the atmosphere.") == 1
+    assert result.hits[0].duplicates == 1
+    assert result.total == 1
+
+
+def test_exclusion_and_date_filters(index: SearchIndex) -> None:
+    assert [h.doc for h in index.search("coral -pacific").hits] == ["space.txt"]
+    assert [h.doc for h in index.search("coral after:2022-01-01").hits] == ["space.txt"]
+    assert [h.doc for h in index.search("coral year:2021").hits] == ["ocean.txt"]
+    assert index.search("coral before:2020-12-31").hits == ()
+    assert index.search("research year:2021").hits == ()  # an unknown date never passes a date filter
+
+
+def test_phrases_match_words_as_written_including_stop_words(index: SearchIndex) -> None:
+    assert [h.doc for h in index.search('"not to be"').hits] == ["notes.txt"]
+    assert [h.text for h in index.search('"ocean absorbs"').hits] == [
+        "The ocean absorbs heat from the atmosphere."
+    ]
+    assert index.search('"absorbs ocean"').hits == ()
+    hit = index.search('"record catches" tuna').hits[0]
+    assert "record catches" in [hit.text[a:b] for a, b in hit.spans]
+    assert index.search('coral -"coral reefs"').hits[0].doc == "space.txt"
+
+
+def test_questions_that_cannot_be_answered_say_why(index: SearchIndex) -> None:
+    bad_date = index.search("coral after:2023-02-30")
+    assert bad_date.error and "2023-02-30" in bad_date.error
+    assert "common" in (index.search("the of and what").error or "")
+    assert index.search("   ").error
+    assert index.search("!!! ??? 😀").error
+
+
+def test_unknown_words_get_suggestions_and_weak_matches_are_flagged(index: SearchIndex) -> None:
+    result = index.search("corel")
+    assert result.empty and result.unknown_words == ("corel",)
+    assert "coral" in result.suggestions["corel"]
+    weak = index.search("coral zebras giraffes elephants")
+    assert weak.hits and weak.weak
+
+
+def test_pages_and_totals(index: SearchIndex) -> None:
+    everything = index.search("ocean coral tuna rocket research", k=100)
+    assert everything.total == len(everything.hits) >= 5
+    page = index.search("ocean coral tuna rocket research", k=2, offset=2)
+    assert [h.sentence_id for h in page.hits] == [h.sentence_id for h in everything.hits[2:4]]
+    scores = [h.score for h in everything.hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_context_stays_in_the_document(index: SearchIndex) -> None:
+    hit = index.search("coral reefs").hits[0]
+    context = index.context(hit.sentence_id, before=5, after=5)
+    assert [c.is_hit for c in context].count(True) == 1
+    assert {index.hit(c.sentence_id).doc for c in context} == {"ocean.txt"}
+    assert len(context) == 4
+    with pytest.raises(IndexError):
+        index.context(10_000)
+
+
+def test_chinese_documents_are_searchable(index: SearchIndex) -> None:
+    hit = index.search("基础研究").hits[0]
+    assert hit.text == "我们要加强基础研究。"
+    assert hit.spans
+
+
+def test_stats_and_example_questions(index: SearchIndex) -> None:
+    stats = index.stats
+    assert (stats.documents, stats.undated_documents) == (4, 1)
+    assert (stats.first_date, stats.last_date) == (dt.date(2021, 3, 4), dt.date(2023, 8, 5))
+    examples = index.example_questions(3)
+    assert examples and all(index.search(q).hits for q in examples)
+
+
+def test_scores_equal_rank_bm25_over_the_same_terms(index: SearchIndex, tmp_path: Path) -> None:
+    analyzer = Analyzer()
+    sentences = [index.context(i, 0, 0)[0].text for i in range(index.stats.sentences)]
+    reference = BM25Okapi([analyzer.terms(s) for s in sentences])
+    for question in ["coral reefs", "ocean heat atmosphere", "research", "tuna catches record 2020"]:
+        expected = reference.get_scores(analyzer.terms(question))
+        for hit in index.search(question, k=50).hits:
+            assert hit.score == pytest.approx(expected[hit.sentence_id], rel=1e-6)
+
+
+def test_parallel_build_equals_serial_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = {
+        f"doc{i}.txt": f" date 2020-01-{i + 1:02d} Doc {i}\n\n"
+        + FILES["ocean.txt"].split("\n\n", 1)[1]
+        + f" Unique word number{i} appears."
+        for i in range(12)
+    }
+    documents = load_corpus(write_corpus(tmp_path / "c", files)).documents
+    serial = SearchIndex.build(documents, workers=1)
+    monkeypatch.setattr(build_module, "_PARALLEL_MIN_CHARS", 0)
+    monkeypatch.setattr(build_module, "_CHUNK_CHARS", 300)
+    parallel = SearchIndex.build(documents, workers=2)
+    assert parallel.fingerprint == serial.fingerprint
+    for question in ["coral", "number7", "tuna overfishing"]:
+        a, b = serial.search(question, k=20), parallel.search(question, k=20)
+        assert [(h.sentence_id, round(h.score, 9)) for h in a.hits] == [
+            (h.sentence_id, round(h.score, 9)) for h in b.hits
+        ]
+
+
+def test_other_ranking_algorithms_are_selectable(tmp_path: Path) -> None:
+    from retrieval import BM25Params
+
+    documents = load_corpus(write_corpus(tmp_path / "c")).documents
+    for algorithm in ("bm25l", "bm25plus"):
+        index = SearchIndex.build(documents, IndexSettings(ranking=BM25Params(algorithm=algorithm)))
+        assert index.search("coral reefs").hits[0].text.startswith("Coral reefs")
+
+
+def test_searching_is_thread_safe(index: SearchIndex) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    questions = ["coral", "ocean heat", "research", "tuna", "rocket dawn"] * 40
+    expected = {q: [h.sentence_id for h in index.search(q).hits] for q in set(questions)}
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda q: (q, [h.sentence_id for h in index.search(q).hits]), questions))
+    assert all(ids == expected[q] for q, ids in results)
