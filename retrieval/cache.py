@@ -59,9 +59,14 @@ class OpenedIndex:
         source = "loaded from cache" if self.from_cache else "built"
         warnings = sum(1 for p in self.problems if not p.skipped)
         return (
-            f"{stats.documents} documents, {stats.sentences} sentences, {stats.terms} terms; "
-            f"{self.skipped} files skipped, {warnings} warnings; {source} in {self.seconds:.2f} s"
+            f"{_count(stats.documents, 'document')}, {_count(stats.sentences, 'sentence')}, "
+            f"{_count(stats.terms, 'term')}; {_count(self.skipped, 'file')} skipped, "
+            f"{_count(warnings, 'warning')}; {source} in {self.seconds:.2f} s"
         )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def cache_key(corpus_path: Path, settings: IndexSettings) -> tuple[str, tuple[Problem, ...]]:

@@ -107,7 +107,7 @@ def test_problems_survive_the_cache(tmp_path: Path) -> None:
     assert [p.file for p in second.problems] == [p.file for p in first.problems]
     assert "empty.txt" in {p.file for p in second.problems}
     assert second.skipped == first.skipped == 1
-    assert "1 files skipped" in second.summary()
+    assert "1 file skipped" in second.summary()
 
 
 def test_missing_and_empty_corpus_folders_are_errors(tmp_path: Path) -> None:

@@ -57,7 +57,7 @@ def test_index_prints_the_load_summary_and_problems(config: Path, tmp_path: Path
     (corpus / "broken.txt").write_bytes(b"\x00\x01\x02 binary")
     done = run("index", "--corpus", str(corpus), "--config", str(config))
     assert done.returncode == 0, done.stderr
-    assert "4 documents" in done.stdout and "1 files skipped" in done.stdout and "built" in done.stdout
+    assert "4 documents" in done.stdout and "1 file skipped" in done.stdout and "built" in done.stdout
     assert "broken.txt" in done.stderr
     again = run("index", "--corpus", str(corpus), "--config", str(config))
     assert "loaded from cache" in again.stdout
