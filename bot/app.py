@@ -91,7 +91,7 @@ def add_handlers(application: Application) -> None:
     a question twice."""
     new = filters.UpdateType.MESSAGE
     private, groups = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
-    text = filters.TEXT & ~filters.COMMAND
+    text = filters.TEXT & ~filters.COMMAND & ~filters.VIA_BOT  # not quotes shared from inline mode
     application.add_handlers([
         CommandHandler("start", handlers.start, filters=new),
         CommandHandler("help", handlers.help_command, filters=new),

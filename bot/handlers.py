@@ -33,7 +33,15 @@ from telegram import (
     Update,
 )
 from telegram.constants import ChatAction, ChatType
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import CallbackContext, ExtBot, filters
 
 from bot import render
@@ -53,6 +61,8 @@ _MAX_INLINE_OFFSET = 1000
 
 # Invisible characters that change nothing a search can use, but can make a question look empty or odd.
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# Answers to a button or an inline query that came too late: Telegram has forgotten the query.
+_TOO_LATE = re.compile(r"query is too old|query id is invalid", re.IGNORECASE)
 _ASK_COMMAND = re.compile(r"^/ask(?:@\w+)?(?=\s|$)", re.IGNORECASE)
 
 _STALE = "This button is from an older answer. Please ask your question again."
@@ -201,6 +211,9 @@ def _admit(services: Services, user_id: int, *, inline: bool = False) -> render.
 async def start(update: Update, context: BotContext) -> None:
     """/start: what the corpus holds, and three questions that find something."""
     services = context.services
+    if context.args and context.args[0] == "help":  # the deep link behind inline mode's "how to ask"
+        await help_command(update, context)
+        return
     group = update.effective_chat is not None and update.effective_chat.type != ChatType.PRIVATE
     welcome = render.render_welcome(
         services.stats, await services.examples(), context.bot.username, group=group
@@ -357,11 +370,17 @@ async def _show_context(query: CallbackQuery, pressed: render.ContextButton, con
 
 
 async def _edit(query: CallbackQuery, reply: render.Reply) -> None:
+    """Show ``reply`` in place of the message the button is on (or below it, if that cannot be edited)."""
     try:
         await query.edit_message_text(reply.text, reply_markup=reply.keyboard)
     except BadRequest as error:
-        if "not modified" not in str(error).lower():  # a double press shows the same page: fine
+        reason = str(error).lower()
+        if "not modified" in reason:  # a double press shows the same page: nothing to do
+            return
+        message = _accessible(query)
+        if message is None or not ("can't be edited" in reason or "not found" in reason):
             raise
+        await message.reply_text(reply.text, reply_markup=reply.keyboard, reply_parameters=_reply_to(message))
 
 
 # -- inline mode ---------------------------------------------------------------------------------------
@@ -388,7 +407,7 @@ async def inline_query(update: Update, context: BotContext) -> None:
     result = await _search(context, asked, k=replies.inline_results, offset=offset)
     articles = render.render_inline_results(result, services.fingerprint)
     following = offset + len(articles)
-    next_offset = str(following) if articles and following < result.total else ""
+    next_offset = str(following) if articles and following < result.total else None
     button = None
     if not articles and offset == 0:
         label = "Can't search that: how to ask" if result.error else "No quotes found: how to ask"
@@ -409,6 +428,9 @@ async def on_error(update: object, context: BotContext) -> None:
     error = context.error
     if isinstance(error, Forbidden):
         logger.info("not allowed to write to a chat (blocked or removed): %s", error)
+        return
+    if isinstance(error, ChatMigrated) or (isinstance(error, BadRequest) and _TOO_LATE.search(str(error))):
+        logger.warning("update %s could not be answered: %s", _update_id(update), error)
         return
     if isinstance(error, RetryAfter | TimedOut) or (
         isinstance(error, NetworkError) and not isinstance(error, BadRequest)

@@ -41,7 +41,7 @@ INLINE_RESULTS_LIMIT: int = InlineQueryLimit.RESULTS  # 50 results per answer
 ELLIPSIS = "…"
 MAX_CONTEXT_RADIUS = 10  # "More context" widens the view up to this many sentences each side
 
-_TITLE_CHARS = 120  # a title longer than this is shortened in headers
+_TITLE_CHARS = 80  # a title longer than this is shortened in quote headers
 _QUESTION_CHARS = 100  # the echoed question is shortened to this
 _MAX_ENTITIES = 90  # Telegram ignores formatting beyond 100 entities per message; stay below
 _MIN_QUOTE = 60  # a quote gets at least this much room, or the page shows fewer quotes
@@ -599,9 +599,11 @@ def render_help(bot_username: str, max_question_chars: int) -> str:
         EMPTY,
         bold("Search syntax"),
         code('"basic research"') + text(" — an exact phrase"),
-        code("-military") + text(" — leave out sentences with this word"),
-        code("after:2023-01-01") + text(", ") + code("before:2023-12-31") + text(" — by document date"),
-        code("year:2023") + text(" — one year"),
+        code("-military") + text(" or ") + code('-"a phrase"') + text(" — leave out sentences holding it"),
+        code("after:2023-01-01") + text(", ") + code("before:2023-08") + text(
+            " — documents dated on or after / on or before (YYYY, YYYY-MM or YYYY-MM-DD)"
+        ),
+        code("year:2023") + text(" — documents of one year (date filters leave out undated documents)"),
         text("Word forms match each other (research, researchers); very common words are ignored."),
         EMPTY,
         bold("Buttons"),

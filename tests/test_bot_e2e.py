@@ -1,0 +1,592 @@
+"""End-to-end: the real bot (``bot.app.build_application``) against a fake Telegram Bot API over real HTTP.
+
+Each test starts the fake server on 127.0.0.1, points ``telegram.base_url`` at it, runs the bot in polling
+mode, delivers updates and asserts on what the bot sent. The fake validates every request like Telegram
+(HTML, 4096 UTF-16 units, callback_data, inline results), and ``tg.assert_no_errors()`` runs after each
+test, so a reply Telegram would reject fails here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import dataclasses
+import itertools
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from telegram.error import NetworkError, TimedOut
+from telegram.ext import Application
+
+from bot.app import ALLOWED_UPDATES, RetryingRateLimiter, build_application
+from bot.config import Settings
+from bot.handlers import SERVICES_KEY
+from retrieval import SearchIndex, SearchResult
+from tests.conftest import REPO
+from tests.fake_telegram import (
+    BOT_ID,
+    BOT_USERNAME,
+    DEFAULT_GROUP_ID,
+    DEFAULT_TOKEN,
+    DEFAULT_USER_ID,
+    FakeTelegram,
+    utf16_len,
+)
+
+TOKEN = DEFAULT_TOKEN
+USER = DEFAULT_USER_ID
+OTHER_USER = 515151
+GROUP = DEFAULT_GROUP_ID
+
+
+# -- harness -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _token_never_logged(caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)
+    yield
+    secret = TOKEN.split(":", 1)[1]
+    assert secret not in caplog.text
+    assert all(secret not in r.getMessage() for r in caplog.records)
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram(token=TOKEN) as server:
+        yield server
+        server.assert_no_errors()
+
+
+def bot_settings(tg: FakeTelegram, **sections: dict[str, Any]) -> Settings:
+    """Default settings pointed at the fake, with ``section={key: value}`` overrides."""
+    settings = Settings()
+    changes = {"telegram": {"base_url": tg.api_url, "connect_timeout": 5.0, "read_timeout": 5.0}}
+    for section, values in sections.items():
+        changes.setdefault(section, {}).update(values)
+    replaced = {name: dataclasses.replace(getattr(settings, name), **vals) for name, vals in changes.items()}
+    return dataclasses.replace(settings, **replaced)
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    tg: FakeTelegram, index: Any, settings: Settings | None = None, *, typing_after: float | None = None
+) -> AsyncIterator[Application]:
+    """The bot as ``run_polling`` runs it (initialize, post_init, start, poll), stopped cleanly after."""
+    application = build_application(settings or bot_settings(tg), index, TOKEN)
+    if typing_after is not None:
+        application.bot_data[SERVICES_KEY].typing_after = typing_after
+    async with application:
+        await application.post_init(application)
+        await application.start()
+        await application.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES)
+        try:
+            yield application
+        finally:
+            await application.updater.stop()
+            await application.stop()
+
+
+async def ask(
+    tg: FakeTelegram, text: str | None = None, *, chat_id: int = USER, timeout: float = 5.0, **kwargs: Any
+) -> dict[str, Any]:
+    """Send a message to the bot and return its reply to that message."""
+    sent_before = len(tg.sent_messages())
+    if chat_id < 0:
+        kwargs.setdefault("chat_type", "group")
+        kwargs["chat_id"] = chat_id
+    else:
+        kwargs.setdefault("user_id", chat_id)
+    question_id = tg.message(text, **kwargs)["message"]["message_id"]
+    for count in itertools.count(1):
+        for sent in await tg.wait_for_sent(chat_id, count=count, since=sent_before, timeout=timeout):
+            if sent.get("reply_to_message", {}).get("message_id", question_id) == question_id:
+                return sent  # the reply to this message (private chats: commands are answered unquoted)
+    raise AssertionError("unreachable")
+
+
+async def press(tg: FakeTelegram, message: dict[str, Any], label: str, user_id: int = USER) -> int:
+    """Press the button labelled ``label`` on ``message``; returns the index of the press in ``tg.calls``."""
+    current = tg.get_message(message["chat"]["id"], message["message_id"])
+    [data] = [b["callback_data"] for row in current["reply_markup"]["inline_keyboard"] for b in row
+              if b["text"] == label]
+    since = len(tg.calls)
+    tg.callback_query(current, data, user_id=user_id)
+    return since
+
+
+async def callback_answer(tg: FakeTelegram, since: int) -> dict[str, Any]:
+    [call] = await tg.wait_for("answerCallbackQuery", since=since)
+    return call.params
+
+
+def bold(message: dict[str, Any]) -> list[str]:
+    return entity_texts(message, "bold")
+
+
+def entity_texts(message: dict[str, Any], kind: str) -> list[str]:
+    encoded = message["text"].encode("utf-16-le")
+    return [
+        encoded[2 * e["offset"] : 2 * (e["offset"] + e["length"])].decode("utf-16-le")
+        for e in message.get("entities", [])
+        if e["type"] == kind
+    ]
+
+
+def labels(message: dict[str, Any]) -> list[str]:
+    markup = message.get("reply_markup") or {"inline_keyboard": []}
+    return [b["text"] for row in markup["inline_keyboard"] for b in row]
+
+
+class SlowIndex:
+    """A SearchIndex whose searches take ``seconds`` (for the questions ``slow_for`` picks)."""
+
+    def __init__(self, index: SearchIndex, seconds: float, slow_for: str | None = None) -> None:
+        self._index, self._seconds, self._slow_for = index, seconds, slow_for
+
+    def search(self, question: str, k: int = 5, offset: int = 0) -> SearchResult:
+        if self._slow_for is None or self._slow_for in question:
+            time.sleep(self._seconds)
+        return self._index.search(question, k, offset)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._index, name)
+
+
+# -- commands ------------------------------------------------------------------------------------------
+
+
+async def test_start_help_about_and_the_command_menu(tg, small_index):
+    async with running_bot(tg, small_index):
+        await tg.wait_for("setMyCommands")
+        assert [c["command"] for c in tg.commands] == ["start", "help", "about", "ask"]
+
+        welcome = await ask(tg, "/start")
+        assert "4 documents" in welcome["text"]
+        assert "2019-10-12 to 2022-01-01" in welcome["text"] and "1 without a date" in welcome["text"]
+        examples = entity_texts(welcome, "code")
+        assert len(examples) == 3
+        for example in examples:  # the examples really find something in this corpus
+            assert small_index.search(example).hits, example
+
+        help_text = (await ask(tg, "/help"))["text"]
+        for piece in ('"basic research"', "-military", "after:2023-01-01", "year:2023", "/ask", "/about"):
+            assert piece in help_text
+
+        about = (await ask(tg, "/about"))["text"]
+        assert "Documents: 4" in about and "Sentences: 14" in about and "Undated documents: 1" in about
+
+        assert "Search syntax" in (await ask(tg, f"/help@{BOT_USERNAME}"))["text"]
+        assert "Search syntax" in (await ask(tg, "/start help"))["text"]  # inline mode's "how to ask" link
+
+
+# -- questions -----------------------------------------------------------------------------------------
+
+
+async def test_a_question_gets_quotes_with_date_title_and_bold_words(tg, small_index):
+    async with running_bot(tg, small_index):
+        reply = await ask(tg, "lighthouse keeper")
+    assert reply["text"].startswith("🔎 The one quote for lighthouse keeper")
+    assert "1. 📅 2021-03-04 · The Lighthouse Keeper's Log" in reply["text"]
+    assert entity_texts(reply, "blockquote") == [
+        "The lighthouse keeper counted seventeen ships in the harbour that night."
+    ]
+    assert "lighthouse keeper" in bold(reply)
+    assert labels(reply) == ["Context 1"]
+
+
+async def test_an_undated_quote_says_so_and_titles_are_shown_literally(tg, small_index):
+    async with running_bot(tg, small_index):
+        reply = await ask(tg, "submarine cable")
+    assert "📅 date unknown · Undated Memo <on cables> & wires" in reply["text"]
+
+
+async def test_the_shipped_corpus_answers_with_its_date(tg, shipped_index):
+    async with running_bot(tg, shipped_index):
+        reply = await ask(tg, "basic research China")
+    assert "2023-08-05 · Strengthening Basic Research" in reply["text"]
+    assert "basic research" in [b.lower() for b in bold(reply)]
+    assert labels(reply)[-1] == "More »"
+
+
+async def test_a_huge_sentence_is_cut_around_the_match_and_fits(tg, small_index):
+    async with running_bot(tg, small_index):
+        reply = await ask(tg, "zeppelin")
+    [quote] = entity_texts(reply, "blockquote")
+    assert quote.startswith("…") and quote.endswith("…")
+    assert "zeppelin" in bold(reply)
+    assert utf16_len(reply["text"]) <= 4096
+
+
+async def test_nothing_found_suggests_the_closest_words(tg, small_index):
+    async with running_bot(tg, small_index):
+        reply = await ask(tg, "lighthuose")
+    assert "No quotes found for lighthuose" in reply["text"]
+    assert "did you mean lighthouse" in reply["text"]
+    assert "reply_markup" not in reply
+
+
+# -- buttons -------------------------------------------------------------------------------------------
+
+
+async def test_more_and_back_page_through_the_results_by_editing(tg, small_index):
+    async with running_bot(tg, small_index):
+        reply = await ask(tg, "harbour")
+        assert reply["text"].startswith("🔎 Quotes 1–3 of 7 for harbour")
+        assert labels(reply) == ["Context 1", "Context 2", "Context 3", "More »"]
+
+        since = await press(tg, reply, "More »")
+        assert (await callback_answer(tg, since)).get("text") is None
+        [edit] = await tg.wait_for("editMessageText", since=since)
+        page2 = tg.get_message(USER, reply["message_id"])
+        assert page2["text"].startswith("🔎 Quotes 4–6 of 7")
+        assert labels(page2) == ["Context 4", "Context 5", "Context 6", "« Back", "More »"]
+
+        since = await press(tg, page2, "More »")
+        await tg.wait_for("editMessageText", since=since)
+        page3 = tg.get_message(USER, reply["message_id"])
+        assert page3["text"].startswith("🔎 Quote 7 of 7")
+        assert labels(page3) == ["Context 7", "« Back"]
+
+        since = await press(tg, page3, "« Back")
+        await tg.wait_for("editMessageText", since=since)
+        assert tg.get_message(USER, reply["message_id"])["text"].startswith("🔎 Quotes 4–6 of 7")
+    assert edit.params["message_id"] == reply["message_id"]
+
+
+async def test_context_shows_the_sentences_around_a_quote(tg, small_index):
+    async with running_bot(tg, small_index):
+        reply = await ask(tg, "lighthouse keeper")
+        sent = len(tg.sent_messages())
+        since = await press(tg, reply, "Context 1")
+        await callback_answer(tg, since)
+        [context] = await tg.wait_for_sent(USER, since=sent)
+        assert context["reply_to_message"]["message_id"] == reply["message_id"]
+        assert context["text"].startswith("📖 Context: 📅 2021-03-04 · The Lighthouse Keeper's Log")
+        [quote] = entity_texts(context, "blockquote")
+        assert quote.startswith("The lighthouse keeper counted")
+        assert "Storms had kept the fishing fleet at anchor for a week." in quote
+        assert bold(context) == ["The lighthouse keeper counted seventeen ships in the harbour that night."]
+
+        since = await press(tg, context, "More context")
+        await tg.wait_for("editMessageText", since=since)
+        wider = tg.get_message(USER, context["message_id"])
+        assert "Children watched the harbour from the hill." in wider["text"]
+
+
+async def test_a_reply_that_can_no_longer_be_edited_gets_the_page_below_it(tg, small_index):
+    async with running_bot(tg, small_index):
+        reply = await ask(tg, "harbour")
+        tg.fail_next("editMessageText", status=400, description="Bad Request: message can't be edited")
+        sent = len(tg.sent_messages())
+        await press(tg, reply, "More »")
+        [page2] = await tg.wait_for_sent(USER, since=sent)
+    assert page2["text"].startswith("🔎 Quotes 4–6 of 7")
+    assert page2["reply_to_message"]["message_id"] == reply["message_id"]
+
+
+async def test_buttons_keep_working_after_a_restart(tg, small_index):
+    async with running_bot(tg, small_index):
+        reply = await ask(tg, "harbour")
+        long_question = "harbour " + "wall crane hill tar rope gulls boat " * 3
+        long_reply = await ask(tg, long_question)
+    assert long_question.strip() not in str(long_reply["reply_markup"])  # too long for callback_data
+
+    async with running_bot(tg, small_index):  # a new process: nothing kept in memory
+        since = await press(tg, reply, "More »")
+        await tg.wait_for("editMessageText", since=since)
+        assert tg.get_message(USER, reply["message_id"])["text"].startswith("🔎 Quotes 4–6 of 7 for harbour")
+
+        since = await press(tg, long_reply, "More »")  # the question is read back from the message replied to
+        await tg.wait_for("editMessageText", since=since)
+        assert tg.get_message(USER, long_reply["message_id"])["text"].startswith("🔎 Quotes 4–6")
+
+        sent = len(tg.sent_messages())
+        since = await press(tg, reply, "Context 4")  # now on page 2
+        await callback_answer(tg, since)
+        assert (await tg.wait_for_sent(USER, since=sent))[0]["text"].startswith("📖 Context")
+
+
+async def test_stale_and_foreign_buttons_get_a_polite_answer(tg, small_index, shipped_index):
+    async with running_bot(tg, small_index):
+        reply = await ask(tg, "harbour")
+        long_reply = await ask(tg, "harbour " + "wall crane hill tar rope gulls boat " * 3)
+
+    async with running_bot(tg, shipped_index):  # the corpus changed: sentence ids mean something else now
+        since = await press(tg, reply, "Context 1")
+        assert "corpus has changed" in (await callback_answer(tg, since))["text"]
+
+        for data in ["no-such-button", "c|0000|x|2", "m|99999|harbour", ""]:
+            since = len(tg.calls)
+            tg.callback_query(reply, data, check=False)
+            answer = await callback_answer(tg, since)
+            assert answer.get("text"), data
+
+        # A long question whose message lost the question it answered: nothing to page through.
+        orphan = copy.deepcopy(tg.get_message(USER, long_reply["message_id"]))
+        orphan.pop("reply_to_message")
+        [data] = [b["callback_data"] for row in orphan["reply_markup"]["inline_keyboard"] for b in row
+                  if b["text"] == "More »"]
+        since = len(tg.calls)
+        update = tg.make_callback_query_update(orphan, data)
+        update["callback_query"]["message"] = orphan
+        tg.queue(update)
+        assert "ask your question again" in (await callback_answer(tg, since))["text"]
+    assert not tg.edited_messages()
+
+
+# -- inline mode ---------------------------------------------------------------------------------------
+
+
+async def test_inline_mode_offers_quotes_with_date_and_title(tg, small_index):
+    settings = bot_settings(tg, replies={"inline_results": 3})
+    async with running_bot(tg, small_index, settings):
+        tg.inline_query("harbour")
+        [call] = await tg.wait_for("answerInlineQuery")
+        answer = call.params
+        assert answer["cache_time"] == 300
+        assert len(answer["results"]) == 3 and answer["next_offset"] == "3"
+        first = answer["results"][0]
+        assert first["title"].startswith("2021-03-04 · The Lighthouse Keeper's Log")
+        assert "harbour" in first["description"]
+        assert "<blockquote>" in first["input_message_content"]["message_text"]
+
+        since = len(tg.calls)
+        tg.inline_query("harbour", offset="6")
+        [call] = await tg.wait_for("answerInlineQuery", since=since)
+        assert len(call.params["results"]) == 1 and not call.params.get("next_offset")
+
+        for query in ["", "qwertyuiop", "the of"]:
+            since = len(tg.calls)
+            tg.inline_query(query)
+            [call] = await tg.wait_for("answerInlineQuery", since=since)
+            assert call.params["results"] == [] and call.params["button"]["start_parameter"] == "help"
+
+
+# -- groups --------------------------------------------------------------------------------------------
+
+
+async def test_groups_answer_ask_mentions_and_replies_and_ignore_chatter(tg, small_index):
+    async with running_bot(tg, small_index):
+        tg.message("who is bringing the cake tomorrow?", chat_id=GROUP, chat_type="group")
+        tg.message("/help@some_other_bot", chat_id=GROUP, chat_type="group")
+
+        by_ask = await ask(tg, "/ask lighthouse keeper", chat_id=GROUP)
+        assert "2021-03-04" in by_ask["text"]
+        by_ask_at = await ask(tg, f"/ask@{BOT_USERNAME} apples", chat_id=GROUP)
+        assert "2019-10-12" in by_ask_at["text"]
+        by_mention = await ask(tg, f"@{BOT_USERNAME} submarine cable", chat_id=GROUP)
+        assert "date unknown" in by_mention["text"]
+        by_reply = await ask(tg, "and the cider press?", chat_id=GROUP, reply_to_bot_message=by_ask)
+        assert "cider press" in by_reply["text"].lower()
+        empty_ask = await ask(tg, "/ask", chat_id=GROUP)
+        assert "after the command" in empty_ask["text"]
+        assert "Search syntax" in (await ask(tg, f"/help@{BOT_USERNAME}", chat_id=GROUP))["text"]
+
+        # Paging works in groups too, and the question is read back from the /ask message.
+        since = await press(tg, (await ask(tg, "/ask harbour", chat_id=GROUP)), "More »", user_id=OTHER_USER)
+        await tg.wait_for("editMessageText", since=since)
+
+    replied_to = {m.get("reply_to_message", {}).get("text") for m in tg.sent_messages(GROUP)}
+    assert "who is bringing the cake tomorrow?" not in replied_to
+    assert "/help@some_other_bot" not in replied_to
+    assert len(tg.sent_messages(GROUP)) == 7
+
+
+# -- bad input -----------------------------------------------------------------------------------------
+
+
+BAD_INPUTS = [
+    ("the of and", "only very common words"),
+    ("?!… ¿¡ ...", "no words to search for"),
+    ("😀🎉👍🏽", "no words to search for"),
+    ("x" * 4000, "at most 1,000"),
+    ("<b>harbour</b> & <i>", "Quotes 1–3 of 7"),
+    ("*harbour* _crane_ `code` [link](http://example.org)", "harbour"),
+    ("מגדלור harbour \u202eevil", "harbour"),
+    ("har\u200bbour", "Quotes 1–3 of 7 for harbour"),
+    ("\u200b\u200d\u200f", "Send me a question"),
+    ("after:2023-13-45 harbour", "not a valid date"),
+    ("/unknowncommand", "I don't know that command"),
+]
+
+
+async def test_bad_input_gets_a_sensible_reply_never_an_error(tg, small_index, caplog):
+    async with running_bot(tg, small_index):
+        for text, expected in BAD_INPUTS:
+            reply = await ask(tg, text)
+            assert expected in reply["text"], (text, reply["text"])
+
+        sent = len(tg.sent_messages())
+        for update in (tg.make_sticker_update(), tg.make_photo_update(caption="harbour")):
+            tg.queue(update)
+            [reply] = await tg.wait_for_sent(USER, since=sent)
+            assert "I can only read text" in reply["text"]
+            sent += 1
+
+        bot_user = {"id": BOT_ID, "is_bot": True, "first_name": "Corpus Bot", "username": BOT_USERNAME}
+        tg.message("harbour — a quote shared from inline mode", via_bot=bot_user)  # not a question
+        question = tg.message("harbour")
+        await tg.wait_for_sent(USER, since=sent)
+        tg.edited_message(question["message"], "lighthouse")  # an edit is not a new question
+        await ask(tg, "/about")
+    assert len(tg.sent_messages(USER)) == len(BAD_INPUTS) + 4
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_flood_protection_per_user(tg, small_index):
+    settings = bot_settings(tg, limits={"questions_per_minute": 2})
+    async with running_bot(tg, small_index, settings):
+        for _ in range(2):
+            assert "Quotes" in (await ask(tg, "harbour"))["text"]
+        assert "faster than I can read" in (await ask(tg, "harbour"))["text"]
+        tg.message("harbour")  # refused again: silently this time
+        assert "Quotes" in (await ask(tg, "harbour", chat_id=OTHER_USER))["text"]  # others are not affected
+        await asyncio.sleep(0.3)
+    assert len(tg.sent_messages(USER)) == 3
+
+
+# -- slowness ------------------------------------------------------------------------------------------
+
+
+async def test_a_slow_search_shows_typing(tg, small_index):
+    async with running_bot(tg, SlowIndex(small_index, 0.5), typing_after=0.1):
+        await ask(tg, "harbour")
+    assert {"chat_id": USER, "action": "typing"}.items() <= tg.chat_actions[0].items()
+
+
+async def test_one_slow_search_does_not_hold_up_other_chats(tg, small_index):
+    async with running_bot(tg, SlowIndex(small_index, 1.0, slow_for="cider")):
+        tg.message("cider press", user_id=USER)
+        await tg.wait_for("getUpdates", count=2)
+        fast = await ask(tg, "harbour", chat_id=OTHER_USER)
+        assert not tg.sent_messages(USER)  # the slow one is still searching
+        slow = await tg.wait_for_sent(USER, timeout=5)
+    assert "harbour" in fast["text"] and "cider" in slow[0]["text"].lower()
+
+
+# -- Telegram failures ---------------------------------------------------------------------------------
+
+
+async def test_flood_control_429_is_waited_out_and_answered_once(tg, small_index):
+    async with running_bot(tg, small_index):
+        tg.fail_next("sendMessage", status=429, retry_after=1)
+        started = time.monotonic()
+        reply = await ask(tg, "harbour")
+        assert time.monotonic() - started >= 1
+        await asyncio.sleep(0.2)
+    assert "Quotes 1–3" in reply["text"]
+    assert len(tg.injected) == 1 and len(tg.sent_messages(USER)) == 1
+
+
+async def test_server_errors_are_retried_and_answered_once(tg, small_index):
+    async with running_bot(tg, small_index):
+        tg.fail_next("sendMessage", status=502)
+        tg.fail_next("answerCallbackQuery", status=500)
+        reply = await ask(tg, "harbour")
+        since = await press(tg, reply, "More »")
+        await tg.wait_for("editMessageText", since=since)
+
+        tg.fail_next("getUpdates", status=500)  # polling backs off and carries on
+        assert "The one quote" in (await ask(tg, "apples"))["text"]
+    assert len(tg.injected) == 3
+    assert len(tg.sent_messages(USER)) == 2
+
+
+async def test_a_timeout_is_logged_not_retried_and_the_bot_keeps_running(tg, small_index, caplog):
+    settings = bot_settings(tg, telegram={"read_timeout": 0.5})
+    async with running_bot(tg, small_index, settings):
+        tg.delay_next("sendMessage", 1.0)
+        sent_calls = len(tg.calls)
+        tg.message("harbour")
+        await tg.wait_for_sent(USER, timeout=5)  # the fake delivers it late, like Telegram would
+        assert "apples" in (await ask(tg, "apples"))["text"]
+        await asyncio.sleep(0.2)
+    assert len([c for c in tg.calls[sent_calls:] if c.method == "sendMessage"]) == 2  # no retry
+    assert len(tg.sent_messages(USER)) == 2
+    assert any("TimedOut" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+async def test_lost_connections_are_retried_but_read_timeouts_are_not():
+    limiter = RetryingRateLimiter(overall_max_rate=0, group_max_rate=0)
+    attempts: list[str] = []
+
+    async def flaky(failure: Exception) -> bool:
+        attempts.append("try")
+        if len(attempts) == 1:
+            raise failure
+        return True
+
+    refused = NetworkError("connection refused")
+    refused.__cause__ = httpx.ConnectError("refused")
+    assert await limiter.process_request(flaky, (refused,), {}, "sendMessage", {"chat_id": 1}, None)
+    assert len(attempts) == 2
+
+    attempts.clear()
+    read_timeout = TimedOut("timed out")
+    read_timeout.__cause__ = httpx.ReadTimeout("slow")
+    with pytest.raises(TimedOut):
+        await limiter.process_request(flaky, (read_timeout,), {}, "sendMessage", {"chat_id": 1}, None)
+    assert len(attempts) == 1
+
+
+# -- the real run_polling ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_corpus_bot_run_polls_answers_and_stops_cleanly_on_sigterm(tmp_path):
+    config = tmp_path / "config.yaml"
+    with FakeTelegram(token=TOKEN) as tg:
+        config.write_text(f"corpus: {{path: {REPO / 'corpus'}}}\nindex: {{cache_dir: {tmp_path / 'cache'}}}\n"
+                          f"telegram: {{base_url: '{tg.api_url}'}}\n", encoding="utf-8")
+        env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "run", "--config", str(config)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            tg.wait_for_blocking("getUpdates", timeout=20)
+            tg.message("basic research", user_id=USER)
+            tg.wait_for_blocking("sendMessage", timeout=10)
+            deadline = time.monotonic() + 5
+            while not tg.sent_messages(USER) and time.monotonic() < deadline:
+                time.sleep(0.05)  # the call is recorded before the fake has carried it out
+            assert "2023-08-05" in tg.sent_messages(USER)[0]["text"]
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        tg.assert_no_errors()
+    assert process.returncode == 0, stderr
+    assert "ready" in stderr
+    assert TOKEN.split(":", 1)[1] not in stderr
+
+
+@pytest.mark.slow
+def test_corpus_bot_run_with_a_rejected_token_stops_with_one_line(tmp_path):
+    config = tmp_path / "config.yaml"
+    with FakeTelegram(token=TOKEN) as tg:
+        config.write_text(f"corpus: {{path: {REPO / 'corpus'}}}\nindex: {{cache_dir: {tmp_path / 'cache'}}}\n"
+                          f"telegram: {{base_url: '{tg.api_url}'}}\n", encoding="utf-8")
+        env = {**os.environ, "TELEGRAM_BOT_TOKEN": "999:wrong-token"}
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "run", "--config", str(config)],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=30,
+        )
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == (
+        "corpus-bot: error: Telegram rejected the bot token in TELEGRAM_BOT_TOKEN (telegram.token_env)"
+    )
+    assert "wrong-token" not in done.stderr
