@@ -118,6 +118,16 @@ def join(fragments: Iterable[Fragment], separator: Fragment = EMPTY) -> Fragment
     return result
 
 
+def _join_paragraphs(pieces: Sequence[tuple[Fragment, int]]) -> Fragment:
+    """Sentences of one paragraph joined by a space, paragraphs by a line break (both one unit long)."""
+    result = EMPTY
+    for i, (fragment, paragraph) in enumerate(pieces):
+        if i:
+            result = result + (NEWLINE if paragraph != pieces[i - 1][1] else text(" "))
+        result = result + fragment
+    return result
+
+
 def lines(*parts: Fragment | None) -> Fragment:
     """Non-empty parts, one per line."""
     return join((p for p in parts if p), NEWLINE)
@@ -494,16 +504,16 @@ def render_context(
     own = sentences[centre].text if sentences else hit.text
     middle = fit_quote(own, [(0, len(own))], min(room, max(room // 2, 1000)))
     room -= middle.length
-    before: list[Fragment] = []
-    after: list[Fragment] = []
+    before: list[tuple[Fragment, int]] = []
+    after: list[tuple[Fragment, int]] = []
     cut = False
-    sides = {"before": [s.text for s in reversed(sentences[:centre])],
-             "after": [s.text for s in sentences[centre + 1 :]]}
+    sides = {"before": list(reversed(sentences[:centre])), "after": list(sentences[centre + 1 :])}
     for step in range(max(len(sides["before"]), len(sides["after"]))):
         for side in ("after", "before"):  # alternate, so both sides grow together
             if step >= len(sides[side]) or room <= 1:
                 continue
-            sentence = sides[side][step]
+            sentence = sides[side][step].text
+            paragraph = sides[side][step].paragraph
             need = utf16_len(clean_text(sentence).strip()) + 1  # plus the joining space
             if need > room:
                 piece = _cut_head(sentence, room - 1) if side == "after" else _cut_tail(sentence, room - 1)
@@ -512,9 +522,10 @@ def render_context(
             else:
                 piece = text(clean_text(sentence).strip())
             if piece:
-                (after if side == "after" else before).append(piece)
+                (after if side == "after" else before).append((piece, paragraph))
                 room -= piece.length + 1
-    quote = join([*reversed(before), middle, *after], text(" "))
+    own_paragraph = sentences[centre].paragraph if sentences else 0
+    quote = _join_paragraphs([*reversed(before), (middle, own_paragraph), *after])
     body = header + NEWLINE + tag("blockquote", quote)
     keyboard = None
     reaches_further = centre >= radius or len(sentences) - centre - 1 >= radius

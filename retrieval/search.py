@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import math
 import re
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -65,6 +67,7 @@ class ContextSentence:
     text: str
     sentence_id: int
     is_hit: bool
+    paragraph: int = 0  # paragraph number within the document, so a view can keep paragraphs apart
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,7 @@ class IndexSettings:
 
 STORE_FORMAT = "corpus-bot-index-1"
 MAX_QUESTION_CHARS = 4096
+_EXAMPLE_SAMPLE = 20_000  # sentences read to find example questions
 _PHRASE_VERIFY_LIMIT = 5000  # candidates checked word by word for a phrase, best first
 _NO_WORDS = "Your question has no words to search for. Try a few words from the topic you are after."
 _ONLY_COMMON = "Your question has only very common words (like “the” or “what”). Add a more specific word."
@@ -163,23 +167,44 @@ class SearchIndex:
         doc = self._store.document_of(sentence_id)
         first = max(doc.first_sentence, sentence_id - max(before, 0))
         last = min(doc.first_sentence + doc.n_sentences - 1, sentence_id + max(after, 0))
-        return [ContextSentence(self._store.text(i), i, i == sentence_id) for i in range(first, last + 1)]
+        paragraphs = self._store.sentence_paragraph
+        return [
+            ContextSentence(self._store.text(i), i, i == sentence_id, int(paragraphs[i]))
+            for i in range(first, last + 1)
+        ]
 
     def example_questions(self, n: int = 3) -> list[str]:
-        """Short questions that really find something: pairs of frequent, meaningful words of one sentence."""
-        df = self._inverted.document_frequency
-        order = np.argsort(-df, kind="stable")
+        """Short questions that really find something: the word pairs the corpus uses most ("basic research").
+
+        Pairs are counted over an evenly spread sample of sentences, so this stays quick on a large corpus.
+        """
+        n_sentences = len(self._store)
+        step = max(1, n_sentences // _EXAMPLE_SAMPLE)
+        pairs: Counter[tuple[str, str]] = Counter()
+        for sentence_id in range(0, n_sentences, step):
+            text = self._store.text(sentence_id)
+            for left, right in itertools.pairwise(self._analyzer.tokens(text)):
+                first, second = text[left.start : left.end], text[right.start : right.end]
+                if (
+                    len(first) >= 4
+                    and len(second) >= 4
+                    and first.isalpha()
+                    and second.isalpha()
+                    and left.term != right.term
+                    and text[left.end : right.start].isspace()  # next to each other: no stop word between
+                ):
+                    pairs[(first.casefold(), second.casefold())] += 1
         examples: list[str] = []
         used: set[str] = set()
-        for term_id in order[:200]:
-            term = self._inverted.vocabulary[term_id]
+        for (first, second), _count in pairs.most_common():
             if len(examples) >= n:
                 break
-            if term in used or not term.isalpha() or len(term) < 4:
+            if first in used or second in used:
                 continue
-            question = self._example_from(int(term_id), used)
-            if question and self.search(question, k=1).hits:
+            question = f"{first} {second}"
+            if self.search(question, k=1).hits:
                 examples.append(question)
+                used.update((first, second))
         return examples
 
     def suggest(self, word: str, n: int = 3) -> list[str]:
@@ -244,7 +269,7 @@ class SearchIndex:
         else:
             ids, scores, coverage = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
 
-        keep = self._filter_mask(ids, query, phrases)
+        keep = self._filter_mask(ids, query)
         ids, scores, coverage = ids[keep], scores[keep], coverage[keep]
         if phrases and ids.size:
             ids, scores, coverage = self._verify_phrases(ids, scores, coverage, phrases)
@@ -268,7 +293,7 @@ class SearchIndex:
         unseen = math.log(len(self._store) + 0.5) - math.log(0.5)
         return known / (known + n_unknown * unseen) if known else 0.0
 
-    def _filter_mask(self, ids: np.ndarray, query: Query, phrases: list[list[str]]) -> np.ndarray:
+    def _filter_mask(self, ids: np.ndarray, query: Query) -> np.ndarray:
         keep = np.ones(ids.size, dtype=bool)
         if not ids.size:
             return keep
@@ -282,8 +307,9 @@ class SearchIndex:
                     surface = [w.term for w in self._analyzer.words(self._store.text(int(ids[j])))]
                     holders[j] = bool(phrase_positions(surface, words))
             keep &= ~holders
-        for phrase in phrases:
-            phrase_terms = [t for w in phrase for t in self._analyzer.terms(w)]
+        for phrase_text in query.phrases:
+            # Analysed as a whole, so Chinese phrases give the same character pairs as the index holds.
+            phrase_terms = self._analyzer.terms(phrase_text)
             if phrase_terms:
                 keep &= self._holding_all(ids, phrase_terms)
         low, high = _date_range(query)
@@ -396,27 +422,6 @@ class SearchIndex:
             for token in self._analyzer.tokens(text):
                 if token.term == term:
                     return text[token.start : token.end].casefold()
-        return None
-
-    def _example_from(self, term_id: int, used: set[str]) -> str | None:
-        postings = self._inverted.postings(term_id)
-        df = self._inverted.document_frequency
-        for sentence_id in postings[:20].tolist():
-            text = self._store.text(sentence_id)
-            tokens = [t for t in self._analyzer.tokens(text) if t.term.isalpha() and len(t.term) >= 4]
-            partners = [
-                t
-                for t in tokens
-                if t.term != self._inverted.vocabulary[term_id]
-                and t.term not in used
-                and df[self._inverted.term_ids[t.term]] > 1
-            ]
-            anchor = next((t for t in tokens if t.term == self._inverted.vocabulary[term_id]), None)
-            if anchor and partners:
-                partner = max(partners, key=lambda t: df[self._inverted.term_ids[t.term]])
-                used.update({anchor.term, partner.term})
-                first, second = sorted([anchor, partner], key=lambda t: t.start)
-                return f"{text[first.start : first.end]} {text[second.start : second.end]}".casefold()
         return None
 
 

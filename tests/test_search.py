@@ -127,6 +127,9 @@ def test_chinese_documents_are_searchable(index: SearchIndex) -> None:
     hit = index.search("基础研究").hits[0]
     assert hit.text == "我们要加强基础研究。"
     assert hit.spans
+    phrase = index.search('"基础研究"').hits
+    assert [h.text for h in phrase] == ["我们要加强基础研究。"]
+    assert [phrase[0].text[a:b] for a, b in phrase[0].spans] == ["基础研究"]
 
 
 def test_stats_and_example_questions(index: SearchIndex) -> None:
