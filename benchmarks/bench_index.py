@@ -242,6 +242,26 @@ def rss_mib(pid: int | str = "self") -> float:
         return 0.0
 
 
+def rss_kinds_mib() -> dict[str, float]:
+    """This process's resident memory by kind: anonymous (heap, numpy arrays) and file-backed (mapped files,
+    reclaimable page cache: memory-mapped index files count here once touched)."""
+    kinds = {"anon": 0.0, "file": 0.0}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("RssAnon:", "RssFile:")):
+                    kinds[line[3:7].lower()] = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return kinds
+
+
+def resident_growth(before: dict[str, float]) -> dict[str, float]:
+    after = rss_kinds_mib()
+    return {"resident_anon_mib": after["anon"] - before["anon"],
+            "resident_file_mib": after["file"] - before["file"]}
+
+
 def maxrss_mib(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
 
@@ -396,7 +416,7 @@ def child_project_load(params: dict[str, Any]) -> dict[str, Any]:
 
     import_s = time.perf_counter() - t0
     queries: list[str] = json.loads(Path(params["queries"]).read_text())
-    base = rss_mib()
+    base, base_kinds = rss_mib(), rss_kinds_mib()
 
     def work() -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -410,13 +430,14 @@ def child_project_load(params: dict[str, Any]) -> dict[str, Any]:
         first_ms = (time.perf_counter() - t0) * 1000
         latencies = timed_queries(lambda q: index.search(q, k=K), queries)
         after_queries = rss_mib()
+        growth = resident_growth(base_kinds)
         n_check = params["check_queries"]
         top = [[h.score for h in index.search(q, k=K).hits] for q in queries[:n_check]]
         with_hits = sum(1 for q in queries if index.search(q, k=K).hits)
         return {
             "import_s": import_s, "load_s": load_s, "first_ms": first_ms, "latencies_ms": latencies,
             "base_mib": base, "after_load_mib": after_load, "after_queries_mib": after_queries,
-            "resident_mib": after_queries - base, "top_scores": top, "with_hits": with_hits,
+            "resident_mib": after_queries - base, **growth, "top_scores": top, "with_hits": with_hits,
         }
 
     return _profiled(params, f"project-load-{params['size']}-{params['run']}", work)
@@ -517,7 +538,7 @@ def child_bm25s_load(params: dict[str, Any]) -> dict[str, Any]:
     import bm25s
 
     queries = _query_tokens(params)
-    base = rss_mib()
+    base, base_kinds = rss_mib(), rss_kinds_mib()
     t0 = time.perf_counter()
     retriever = bm25s.BM25.load(params["save_dir"], mmap=True, show_progress=False)
     load_s = time.perf_counter() - t0
@@ -531,7 +552,8 @@ def child_bm25s_load(params: dict[str, Any]) -> dict[str, Any]:
     first_ms = (time.perf_counter() - t0) * 1000
     latencies = timed_queries(run, queries)
     after_queries = rss_mib()
-    return {"load_s": load_s, "first_ms": first_ms, "latencies_ms": latencies, "base_mib": base,
+    growth = resident_growth(base_kinds)
+    return {**growth, "load_s": load_s, "first_ms": first_ms, "latencies_ms": latencies, "base_mib": base,
             "after_load_mib": after_load, "after_queries_mib": after_queries,
             "resident_mib": after_queries - base}
 
@@ -541,7 +563,8 @@ def child_rank_bm25(params: dict[str, Any]) -> dict[str, Any]:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     from rank_bm25 import BM25Okapi
 
-    base = rss_mib()
+    gc.collect()
+    base, base_kinds = rss_mib(), rss_kinds_mib()  # before the token lists, which are freed after the build
     try:
         corpus_tokens = load_token_lists(params["tokens"])
         with TreePeak() as peak:
@@ -551,6 +574,7 @@ def child_rank_bm25(params: dict[str, Any]) -> dict[str, Any]:
         del corpus_tokens
         gc.collect()
         after_build = rss_mib()
+        growth = resident_growth(base_kinds)
         queries = _query_tokens(params)[: params["n_queries"]]
 
         def run(tokens: list[str]) -> list[float]:
@@ -567,7 +591,7 @@ def child_rank_bm25(params: dict[str, Any]) -> dict[str, Any]:
     except MemoryError:
         return {"error": f"out of memory (address space limit {params['mem_limit_gib']:g} GiB)"}
     return {"build_s": build_s, "tree_peak_mib": peak.peak, "main_peak_mib": maxrss_mib(), "base_mib": base,
-            "resident_mib": after_build - base, "latencies_ms": latencies, "top_scores": top}
+            "resident_mib": after_build - base, **growth, "latencies_ms": latencies, "top_scores": top}
 
 
 def child_generate(params: dict[str, Any]) -> dict[str, Any]:
@@ -689,7 +713,8 @@ def measure_size(size: int, args: argparse.Namespace, workdir: Path) -> SizeRepo
         project_build.append(run_child("project-build", params, workdir, timeout))
         if "error" not in project_build[-1]:
             project_load.append(run_child("project-load", params, workdir, timeout))
-        shutil.rmtree(cache_dir, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(cache_dir, ignore_errors=True)
 
     tokens_file = workdir / f"tokens-{size}.npz"
     token_params = {**common, "run": 0, "tokens": str(tokens_file),
@@ -707,15 +732,18 @@ def measure_size(size: int, args: argparse.Namespace, workdir: Path) -> SizeRepo
             bm25s_build.append(run_child("bm25s-build", params, workdir, timeout))
             if "error" not in bm25s_build[-1]:
                 bm25s_load.append(run_child("bm25s-load", params, workdir, timeout))
-            shutil.rmtree(save_dir, ignore_errors=True)
+            if not args.keep:
+                shutil.rmtree(save_dir, ignore_errors=True)
         if args.skip_rank_bm25:
             rank = {"error": "skipped (--skip-rank-bm25)"}
         else:
             rank = run_child("rank-bm25", {**token_params, "n_queries": n_rank,
                                            "mem_limit_gib": args.rank_bm25_mem_gib},
                              workdir, args.rank_bm25_timeout)
-        tokens_file.unlink(missing_ok=True)
-    shutil.rmtree(folder, ignore_errors=True)
+        if not args.keep:
+            tokens_file.unlink(missing_ok=True)
+    if not args.keep:
+        shutil.rmtree(folder, ignore_errors=True)
     return SizeReport(size, info, len(queries), project_build, project_load, tokenize,
                       bm25s_build, bm25s_load, rank)
 
@@ -782,6 +810,11 @@ def size_table(report: SizeReport, args: argparse.Namespace) -> str:
         spread(rank, "main_peak_mib", digits=0), spread(bb, "main_peak_mib", digits=0))
     row("index resident (RSS growth: load + queries), MiB", spread(pl, "resident_mib", digits=0),
         spread(rank, "resident_mib", digits=0) + " (after build)", spread(bl, "resident_mib", digits=0))
+    row("… of which anonymous (heap, arrays), MiB", spread(pl, "resident_anon_mib", digits=0),
+        spread(rank, "resident_anon_mib", digits=0), spread(bl, "resident_anon_mib", digits=0))
+    row("… of which file-backed (touched pages of mmap'd files), MiB",
+        spread(pl, "resident_file_mib", digits=0),
+        spread(rank, "resident_file_mib", digits=0), spread(bl, "resident_file_mib", digits=0))
     row("first query after load (fresh process), ms", spread(pl, "first_ms", digits=1), "—",
         spread(bl, "first_ms", digits=1))
     rank_lat = rank[0].get("latencies_ms", []) if "error" not in rank[0] else []

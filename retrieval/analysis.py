@@ -85,6 +85,7 @@ _STRICT = re.compile(f"{_PART}(?:(?:['’＇]|(?<=\\d)\\.(?=\\d)|(?<=\\d),(?=\\d
 _CJK = re.compile(f"[{_CJK_CLASS}]")
 _CJK_SPLIT = re.compile(f"([{_CJK_CLASS}]+)|[^{_CJK_CLASS}]+")
 _APOSTROPHES = str.maketrans({"’": "'", "ʼ": "'", ",": None})  # after NFKC (which maps ＇ to ')
+_TOKEN_MEMO_CHARS = 40
 _CJK_MEMO_CHARS = 4  # longer CJK runs are mostly unique (whole clauses): not worth a memo entry
 
 
@@ -127,11 +128,10 @@ class Analyzer:
         # tokens with several terms (CJK runs, "e.g"), which are rare and would slow the common case.
         self._single: dict[str, str] = {}
         self._multi: dict[str, tuple[str, ...]] = {}
+        self._pieces: dict[str, list[_Piece]] = {}  # the memo of tokens(): raw token -> its analysed pieces
 
     def __repr__(self) -> str:
-        return (
-            f"Analyzer(language={self.language!r}, stop_words={self.stop_words}, stemming={self.stemming})"
-        )
+        return f"Analyzer(language={self.language!r}, stop_words={self.stop_words}, stemming={self.stemming})"
 
     @property
     def fingerprint(self) -> str:
@@ -159,10 +159,18 @@ class Analyzer:
     def tokens(self, text: str) -> list[Token]:
         """The terms of :meth:`terms` with their spans in ``text`` (for highlighting)."""
         out: list[Token] = []
+        memo = self._pieces
         for match in (_ASCII_TOKEN if text.isascii() else _TOKEN).finditer(text):
+            raw = match.group()
+            pieces = memo.get(raw)
+            if pieces is None:
+                pieces = self._analyse(raw)
+                if len(raw) <= _TOKEN_MEMO_CHARS:  # long CJK runs are mostly unique and would bloat it
+                    if len(memo) >= MEMO_LIMIT:
+                        memo.clear()
+                    memo[raw] = pieces
             base = match.start()
-            for term, start, end in self._analyse(match.group()):
-                out.append(Token(term, base + start, base + end))
+            out.extend([Token(term, base + start, base + end) for term, start, end in pieces])
         return out
 
     def words(self, text: str) -> list[Token]:

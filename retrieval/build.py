@@ -20,7 +20,7 @@ from retrieval.analysis import Analyzer
 from retrieval.corpus import Document
 from retrieval.index import BM25Params, InvertedIndex
 from retrieval.sentences import split_sentences
-from retrieval.store import DocumentInfo, SentenceStore
+from retrieval.store import DocumentInfo, SentenceStore, TextBlob
 
 Progress = Callable[[int, int], None]  # (characters done, characters in all)
 
@@ -165,9 +165,13 @@ def _assemble(
     encoded = [t.encode("utf-8") for r in results for t in r.texts]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum([len(e) for e in encoded], out=offsets[1:])
-    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    blob = TextBlob(b"".join(encoded))
+    del encoded
     sentence_doc = _concat([r.doc for r in results], np.int32)
-    _, group = np.unique(_concat([r.text_hash for r in results], np.uint64), return_inverse=True)
+    _, group, group_size = np.unique(
+        _concat([r.text_hash for r in results], np.uint64), return_inverse=True, return_counts=True
+    )
+    group = group.astype(np.int32).reshape(-1)
     counts = np.bincount(sentence_doc, minlength=len(documents))
     firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(documents) else np.zeros(0, np.int64)
     infos = [
@@ -180,7 +184,8 @@ def _assemble(
         offsets,
         sentence_doc,
         _concat([r.paragraph for r in results], np.int32),
-        group.astype(np.int32).reshape(-1),
+        group,
+        (group_size[group] - 1).astype(np.int32),
     )
     return store, inverted
 

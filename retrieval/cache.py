@@ -22,24 +22,16 @@ import numpy as np
 
 from retrieval.build import Progress
 from retrieval.corpus import CorpusError, Problem, list_corpus_files, load_corpus
-from retrieval.index import InvertedIndex
+from retrieval.index import BM25Params, InvertedIndex, bm25_weights
 from retrieval.search import STORE_FORMAT, IndexSettings, SearchIndex
-from retrieval.store import DocumentInfo, SentenceStore
+from retrieval.store import DocumentInfo, SentenceStore, TextBlob
 
 log = logging.getLogger(__name__)
 
 _ARRAYS = (
-    "indptr",
-    "sentence_ids",
-    "tf",
-    "lengths",
-    "vocabulary",
-    "blob",
-    "offsets",
-    "sentence_doc",
-    "sentence_paragraph",
-    "duplicate_group",
-)
+    "indptr", "sentence_ids", "tf", "lengths", "vocabulary",
+    "blob", "offsets", "sentence_doc", "sentence_paragraph", "duplicate_group", "duplicate_count",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,15 +146,18 @@ def write_entry(
         "tf": inverted.tf,
         "lengths": inverted.lengths,
         "vocabulary": np.frombuffer("\n".join(inverted.vocabulary).encode("utf-8"), dtype=np.uint8),
-        "blob": store.blob,
+        "blob": store.blob.as_array(),
         "offsets": store.offsets,
         "sentence_doc": store.sentence_doc,
         "sentence_paragraph": store.sentence_paragraph,
         "duplicate_group": store.duplicate_group,
+        "duplicate_count": store.duplicate_count,
+        _weights_name(index.settings.ranking): inverted.weights,
     }
     meta = {
         "format": STORE_FORMAT,
         "fingerprint": index.settings.fingerprint,
+        "index_fingerprint": index.fingerprint,
         "n_terms": len(inverted.vocabulary),
         "n_documents": n_documents,
         "skipped": skipped,
@@ -202,31 +197,66 @@ def read_entry(entry: Path, settings: IndexSettings) -> tuple[SearchIndex, dict]
         raise ValueError("cache written by another version or with other settings")
     arrays = {}
     for name in _ARRAYS:
+        if name == "blob":
+            continue  # read on demand, see TextBlob
         array = np.load(entry / f"{name}.npy", mmap_mode="r", allow_pickle=False)
         if list(array.shape) != meta["shapes"][name]:
             raise ValueError(f"{name}.npy has shape {array.shape}, expected {meta['shapes'][name]}")
         arrays[name] = array
-    vocabulary_text = arrays["vocabulary"].tobytes().decode("utf-8")
+    blob = TextBlob.from_npy(entry / "blob.npy")
+    if [blob.size] != meta["shapes"]["blob"]:
+        raise ValueError("blob.npy does not match its recorded size")
+    vocabulary_text = np.asarray(arrays["vocabulary"]).tobytes().decode("utf-8")
     vocabulary = vocabulary_text.split("\n") if meta["n_terms"] else []
     if len(vocabulary) != meta["n_terms"]:
         raise ValueError("vocabulary does not match its recorded size")
+    weights = _load_or_write_weights(entry, arrays, settings)
     inverted = InvertedIndex(
         vocabulary,
         arrays["indptr"],
-        arrays["sentence_ids"],
+        np.asarray(arrays["sentence_ids"]),
         arrays["tf"],
-        arrays["lengths"],
+        np.asarray(arrays["lengths"]),
         settings.ranking,
+        weights,
     )
     store = SentenceStore(
         [DocumentInfo.from_json(d) for d in meta["documents"]],
-        arrays["blob"],
+        blob,
         arrays["offsets"],
-        arrays["sentence_doc"],
-        arrays["sentence_paragraph"],
-        arrays["duplicate_group"],
+        np.asarray(arrays["sentence_doc"]),
+        np.asarray(arrays["sentence_paragraph"]),
+        np.asarray(arrays["duplicate_group"]),
+        np.asarray(arrays["duplicate_count"]),
     )
-    return SearchIndex(inverted, store, settings), meta
+    return SearchIndex(inverted, store, settings, fingerprint=meta["index_fingerprint"]), meta
+
+
+def _weights_name(params: BM25Params) -> str:
+    key = json.dumps([params.algorithm, params.k1, params.b, params.epsilon, params.resolved_delta])
+    return "weights-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _load_or_write_weights(entry: Path, arrays: dict[str, np.ndarray], settings: IndexSettings) -> np.ndarray:
+    """The BM25 weights for these ranking settings: kept beside the index, computed once per setting."""
+    path = entry / f"{_weights_name(settings.ranking)}.npy"
+    if path.exists():
+        weights = np.load(path, mmap_mode="r", allow_pickle=False)
+        if weights.shape == arrays["sentence_ids"].shape and weights.dtype == np.float32:
+            return np.asarray(weights)
+        log.warning("%s does not fit the index; computing the weights again", path)
+    weights = bm25_weights(arrays["tf"], arrays["sentence_ids"], arrays["lengths"], settings.ranking)
+    temporary = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    try:
+        with open(temporary, "wb") as f:
+            np.save(f, weights, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except OSError as error:  # a read-only cache still works, it just computes the weights each time
+        log.info("could not keep the ranking weights in %s: %s", entry, error)
+        temporary.unlink(missing_ok=True)
+    return weights
 
 
 def _remove_stale(keep: Path) -> None:

@@ -53,7 +53,6 @@ class ScoredSentences:
 
     ids: np.ndarray  # int64 sentence ids, unique
     scores: np.ndarray  # float64, same length
-    coverage: np.ndarray  # float64: share of the query's idf mass each sentence matched (0..1)
 
 
 class InvertedIndex:
@@ -67,15 +66,18 @@ class InvertedIndex:
         tf: np.ndarray,
         lengths: np.ndarray,
         params: BM25Params | None = None,
+        weights: np.ndarray | None = None,
     ) -> None:
+        """``weights``, when given, must be what :func:`bm25_weights` gives for these arrays and ``params``
+        (the cache keeps them, so that opening an index reads neither ``tf`` nor ``sentence_ids`` whole)."""
         self.vocabulary = list(vocabulary)
         self.term_ids: dict[str, int] = {term: i for i, term in enumerate(self.vocabulary)}
         self.indptr = np.asarray(indptr, dtype=np.int64)
-        self.sentence_ids = np.asarray(sentence_ids, dtype=np.int32)
-        self.tf = np.asarray(tf)
-        self.lengths = np.asarray(lengths, dtype=np.int32)
+        self.sentence_ids = sentence_ids
+        self.tf = tf
+        self.lengths = lengths
         self._scratch = threading.local()
-        self.set_params(params or BM25Params())
+        self.set_params(params or BM25Params(), weights)
 
     @property
     def n_sentences(self) -> int:
@@ -124,17 +126,17 @@ class InvertedIndex:
         np.cumsum(np.bincount(term_of, minlength=n_terms), out=indptr[1:])
         sentence_ids = (keys % max(n_sentences, 1)).astype(np.int32)
         tf_dtype = np.uint16 if tf.size == 0 or tf.max() < 65535 else np.uint32
-        return cls(vocabulary, indptr, sentence_ids, tf.astype(tf_dtype), lengths, params)
+        return cls(
+            vocabulary, indptr, sentence_ids, tf.astype(tf_dtype), np.asarray(lengths, np.int32), params
+        )
 
     # -- BM25 -----------------------------------------------------------------------------------------
 
-    def set_params(self, params: BM25Params) -> None:
+    def set_params(self, params: BM25Params, weights: np.ndarray | None = None) -> None:
         """(Re)derive idf and per-posting weights; cheap enough to run at every start."""
         self.params = params
         n = self.n_sentences
         df = self.document_frequency.astype(np.float64)
-        k1, b, delta = params.k1, params.b, params.resolved_delta
-        avgdl = float(self.lengths.mean()) if n else 0.0
         if params.algorithm == "bm25okapi":
             idf = np.log(n - df + 0.5) - np.log(df + 0.5) if n else np.zeros_like(df)
             if idf.size:
@@ -145,19 +147,23 @@ class InvertedIndex:
         else:
             idf = np.log((n + 1) / np.maximum(df, 1))
         self.idf = idf
-        tf = self.tf.astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            norm = 1 - b + b * self.lengths[self.sentence_ids] / avgdl if avgdl else np.full(tf.shape, 1 - b)
-            if params.algorithm == "bm25okapi":
-                weights = tf * (k1 + 1) / (tf + k1 * norm)
-            elif params.algorithm == "bm25l":
-                ctd = tf / norm
-                weights = tf * (k1 + 1) * (ctd + delta) / (k1 + ctd + delta)
-            else:
-                weights = tf * (k1 + 1) / (k1 * norm + tf)
-        self.weights = np.nan_to_num(weights).astype(np.float32)
+        self.weights = (
+            bm25_weights(self.tf, self.sentence_ids, self.lengths, params) if weights is None else weights
+        )
         # BM25+ gives every sentence idf * delta per query term, matched or not.
-        self.base = idf * delta if params.algorithm == "bm25plus" else np.zeros_like(idf)
+        self.base = idf * params.resolved_delta if params.algorithm == "bm25plus" else np.zeros_like(idf)
+
+    def coverage(self, sentence_id: int, term_ids: Sequence[int]) -> float:
+        """The share of the query's weight (idf, floored, once per repeat) that one sentence matches."""
+        matched = total = 0.0
+        for term_id in term_ids:
+            mass = max(float(self.idf[term_id]), MIN_COVERAGE_WEIGHT)
+            total += mass
+            postings = self.postings(term_id)
+            where = int(np.searchsorted(postings, sentence_id))
+            if where < postings.size and int(postings[where]) == sentence_id:
+                matched += mass
+        return matched / total if total else 0.0
 
     def postings(self, term_id: int) -> np.ndarray:
         return self.sentence_ids[self.indptr[term_id] : self.indptr[term_id + 1]]
@@ -168,30 +174,21 @@ class InvertedIndex:
         for term_id in term_ids:
             counts[term_id] = counts.get(term_id, 0) + 1
         if not counts:
-            empty = np.zeros(0)
-            return ScoredSentences(np.zeros(0, dtype=np.int64), empty, empty)
-        scores, covered, seen = self._buffers()
+            return ScoredSentences(np.zeros(0, dtype=np.int64), np.zeros(0))
+        scores, seen = self._buffers()
         constant = sum(float(self.base[t]) * m for t, m in counts.items())
-        # Coverage weighs terms by idf, floored so that a question of very common words still counts.
-        mass = {t: max(float(self.idf[t]), MIN_COVERAGE_WEIGHT) * m for t, m in counts.items()}
-        idf_mass = sum(mass.values())
         touched_parts = []
         for term_id, multiplicity in counts.items():
             lo, hi = self.indptr[term_id], self.indptr[term_id + 1]
             ids = self.sentence_ids[lo:hi]
             scores[ids] += self.weights[lo:hi] * (self.idf[term_id] * multiplicity)
-            covered[ids] += mass[term_id]
             new = ids[~seen[ids]]
             seen[new] = True
             touched_parts.append(new)
-        touched = (
-            np.concatenate(touched_parts).astype(np.int64)
-            if len(touched_parts) > 1
-            else (touched_parts[0].astype(np.int64))
-        )
-        result = ScoredSentences(touched, scores[touched] + constant, covered[touched] / idf_mass)
+        touched = np.concatenate(touched_parts) if len(touched_parts) > 1 else touched_parts[0]
+        touched = touched.astype(np.int64)
+        result = ScoredSentences(touched, scores[touched] + constant)
         scores[touched] = 0.0
-        covered[touched] = 0.0
         seen[touched] = False
         return result
 
@@ -203,15 +200,40 @@ class InvertedIndex:
         dense[scored.ids] = scored.scores
         return dense
 
-    def _buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-thread scratch vectors, so concurrent searches never share one (they are left all-zero)."""
         local = self._scratch
         if getattr(local, "size", -1) != self.n_sentences:
             local.scores = np.zeros(self.n_sentences)
-            local.covered = np.zeros(self.n_sentences)
             local.seen = np.zeros(self.n_sentences, dtype=bool)
             local.size = self.n_sentences
-        return local.scores, local.covered, local.seen
+        return local.scores, local.seen
+
+
+_WEIGHT_CHUNK = 1 << 20  # postings per step: keeps the float64 temporaries of a big build small
+
+
+def bm25_weights(
+    tf: np.ndarray, sentence_ids: np.ndarray, lengths: np.ndarray, params: BM25Params
+) -> np.ndarray:
+    """The tf part of each posting's BM25 score (times idf at query time), as float32."""
+    k1, b, delta = params.k1, params.b, params.resolved_delta
+    avgdl = float(np.mean(lengths)) if len(lengths) else 0.0
+    weights = np.empty(len(tf), dtype=np.float32)
+    for lo in range(0, len(tf), _WEIGHT_CHUNK):
+        hi = min(lo + _WEIGHT_CHUNK, len(tf))
+        f = np.asarray(tf[lo:hi], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            norm = 1 - b + b * np.asarray(lengths)[sentence_ids[lo:hi]] / avgdl if avgdl else 1 - b + 0 * f
+            if params.algorithm == "bm25okapi":
+                chunk = f * (k1 + 1) / (f + k1 * norm)
+            elif params.algorithm == "bm25l":
+                ctd = f / norm
+                chunk = f * (k1 + 1) * (ctd + delta) / (k1 + ctd + delta)
+            else:
+                chunk = f * (k1 + 1) / (k1 * norm + f)
+        weights[lo:hi] = np.nan_to_num(chunk)
+    return weights
 
 
 def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,6 @@ import hashlib
 import itertools
 import math
 import re
-import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -114,7 +113,15 @@ _ONLY_COMMON = "Your question has only very common words (like “the” or “w
 class SearchIndex:
     """The searchable corpus: BM25 over sentences, with their texts and places."""
 
-    def __init__(self, inverted: InvertedIndex, store: SentenceStore, settings: IndexSettings) -> None:
+    def __init__(
+        self,
+        inverted: InvertedIndex,
+        store: SentenceStore,
+        settings: IndexSettings,
+        *,
+        fingerprint: str | None = None,
+    ) -> None:
+        """``fingerprint`` identifies the content (the cache keeps it); without it, it is computed."""
         self._inverted = inverted
         self._store = store
         self.settings = settings
@@ -122,11 +129,12 @@ class SearchIndex:
         if inverted.params != settings.ranking:
             inverted.set_params(settings.ranking)
         self._suggestion_terms: list[str] | None = None
-        self._groups_seen = threading.local()
-        digest = hashlib.sha256(settings.fingerprint.encode())
-        digest.update(np.ascontiguousarray(store.offsets).tobytes())
-        digest.update(np.ascontiguousarray(store.duplicate_group).tobytes())
-        self.fingerprint = digest.hexdigest()[:16]
+        if fingerprint is None:
+            digest = hashlib.sha256(settings.fingerprint.encode())
+            digest.update(store.blob.all())
+            digest.update(np.ascontiguousarray(store.offsets).tobytes())
+            fingerprint = digest.hexdigest()[:16]
+        self.fingerprint = fingerprint
 
     @classmethod
     def build(
@@ -262,27 +270,31 @@ class SearchIndex:
             return SearchResult(question, (), 0, offset, error=_ONLY_COMMON)
         if term_ids:
             scored = inverted.score(term_ids)
-            ids, scores, coverage = scored.ids, scored.scores, scored.coverage
+            ids, scores = scored.ids, scored.scores
         elif phrases and not terms:
             ids = self._scan_phrases(query.phrases)  # a phrase of stop words only: no postings to use
-            scores, coverage = np.ones(ids.size), np.ones(ids.size)
+            scores = np.ones(ids.size)
         else:
-            ids, scores, coverage = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+            ids, scores = np.zeros(0, np.int64), np.zeros(0)
 
         keep = self._filter_mask(ids, query)
-        ids, scores, coverage = ids[keep], scores[keep], coverage[keep]
+        ids, scores = ids[keep], scores[keep]
         if phrases and ids.size:
-            ids, scores, coverage = self._verify_phrases(ids, scores, coverage, phrases)
+            ids, scores = self._verify_phrases(ids, scores, phrases)
 
         total = self._count_distinct(ids)
-        best_coverage = float(coverage[int(np.argmax(scores))]) if ids.size else 0.0
-        weak = bool(ids.size) and best_coverage * self._known_share(terms) < self.settings.weak_coverage
+        weak = False
+        if ids.size and term_ids:
+            best_coverage = inverted.coverage(int(ids[int(np.argmax(scores))]), term_ids)
+            weak = best_coverage * self._known_share(terms) < self.settings.weak_coverage
         page = self._page(ids, scores, offset, k)
         term_set = set(terms)
-        hits = tuple(
-            self._make_hit(i, s, highlight_spans(self._store.text(i), analyzer, term_set, phrases))
-            for i, s in page
-        )
+        hits = []
+        for sentence_id, score in page:
+            text = self._store.text(sentence_id)
+            spans = highlight_spans(text, analyzer, term_set, phrases)
+            hits.append(self._make_hit(sentence_id, score, spans, text))
+        hits = tuple(hits)
         return SearchResult(question, hits, total, offset, weak, unknown, suggestions)
 
     def _known_share(self, terms: Sequence[str]) -> float:
@@ -335,8 +347,8 @@ class SearchIndex:
         return holding
 
     def _verify_phrases(
-        self, ids: np.ndarray, scores: np.ndarray, coverage: np.ndarray, phrases: list[list[str]]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self, ids: np.ndarray, scores: np.ndarray, phrases: list[list[str]]
+    ) -> tuple[np.ndarray, np.ndarray]:
         order = np.lexsort((ids, -scores))[:_PHRASE_VERIFY_LIMIT]
         good = []
         for j in order:
@@ -344,7 +356,7 @@ class SearchIndex:
             if all(phrase_positions(surface, phrase) for phrase in phrases):
                 good.append(j)
         chosen = np.asarray(good, dtype=np.int64)
-        return ids[chosen], scores[chosen], coverage[chosen]
+        return ids[chosen], scores[chosen]
 
     def _scan_phrases(self, phrases: Sequence[str]) -> np.ndarray:
         """Sentences holding a phrase made only of stop words: a scan of the text blob, then a word check."""
@@ -355,21 +367,17 @@ class SearchIndex:
             rb"(?<!\w)" + rb"\W+".join(re.escape(w.encode("utf-8")) for w in words) + rb"(?!\w)",
             re.IGNORECASE,
         )
-        blob = self._store.blob.tobytes() if not isinstance(self._store.blob, bytes) else self._store.blob
+        blob = self._store.blob.all()
         starts = np.fromiter((m.start() for m in pattern.finditer(blob)), dtype=np.int64)
         return np.unique(self._store.sentence_at_byte(starts)) if starts.size else starts
 
     def _count_distinct(self, ids: np.ndarray) -> int:
-        """Distinct sentence texts among ``ids``, in linear time (no sort)."""
-        if ids.size < 2:
+        """Distinct sentence texts among ``ids``: only the few sentences said elsewhere too need a look."""
+        repeated = ids[self._store.duplicate_count[ids] > 0]
+        if not repeated.size:
             return int(ids.size)
-        groups = self._store.duplicate_group[ids]
-        buffer = getattr(self._groups_seen, "buffer", None)
-        if buffer is None or buffer.size != self._store.group_size.size:
-            buffer = self._groups_seen.buffer = np.zeros(self._store.group_size.size, dtype=np.int64)
-        positions = np.arange(groups.size)
-        buffer[groups] = positions  # the last writer of each group wins, so each group counts once
-        return int(np.count_nonzero(buffer[groups] == positions))
+        groups = np.unique(self._store.duplicate_group[repeated])
+        return int(ids.size - repeated.size + groups.size)
 
     def _page(self, ids: np.ndarray, scores: np.ndarray, offset: int, k: int) -> list[tuple[int, float]]:
         """Hits ``offset .. offset + k`` in rank order, one per distinct text."""
@@ -392,11 +400,13 @@ class SearchIndex:
 
     # -- helpers --------------------------------------------------------------------------------------
 
-    def _make_hit(self, sentence_id: int, score: float, spans: tuple[tuple[int, int], ...]) -> Hit:
+    def _make_hit(
+        self, sentence_id: int, score: float, spans: tuple[tuple[int, int], ...], text: str | None = None
+    ) -> Hit:
         store = self._store
         doc = store.document_of(sentence_id)
         return Hit(
-            text=store.text(sentence_id),
+            text=store.text(sentence_id) if text is None else text,
             date=doc.date,
             title=doc.title,
             doc=doc.name,

@@ -7,7 +7,9 @@ plus offsets they can be memory-mapped from the cache and decoded only when a se
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -48,25 +50,68 @@ class DocumentInfo:
         )
 
 
+class TextBlob:
+    """The sentences' UTF-8 texts back to back: in memory after a build, or read from the cache on demand.
+
+    From the cache it reads with ``pread`` rather than through a memory map: a map pulls in 64 KiB around
+    every quote read, which over a few thousand answers makes most of the file resident.
+    """
+
+    def __init__(self, data: bytes | None = None, *, path: Path | None = None, start: int = 0, size: int = 0):
+        self._data = data
+        self._fd = os.open(path, os.O_RDONLY) if path is not None else None
+        self._start = start
+        self.size = len(data) if data is not None else size
+
+    @classmethod
+    def from_npy(cls, path: Path) -> TextBlob:
+        """The bytes of a 1-D uint8 ``.npy`` file, read where they lie (the header says where)."""
+        mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        if mapped.dtype != np.uint8 or mapped.ndim != 1:
+            raise ValueError(f"{path.name} is not a byte array")
+        start, size = int(mapped.offset), int(mapped.shape[0])
+        del mapped
+        if path.stat().st_size < start + size:
+            raise ValueError(f"{path.name} is truncated")
+        return cls(path=path, start=start, size=size)
+
+    def read(self, start: int, end: int) -> bytes:
+        if self._data is not None:
+            return self._data[start:end]
+        assert self._fd is not None
+        return os.pread(self._fd, end - start, self._start + start)
+
+    def all(self) -> bytes:
+        return self.read(0, self.size)
+
+    def as_array(self) -> np.ndarray:
+        return np.frombuffer(self.all(), dtype=np.uint8)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)  # type: ignore[arg-type]
+
+
 class SentenceStore:
     """Sentences in document order: sentence ``i`` of document ``d`` has id ``d.first_sentence + i``."""
 
     def __init__(
         self,
         documents: list[DocumentInfo],
-        blob: np.ndarray,
+        blob: TextBlob,
         offsets: np.ndarray,
         sentence_doc: np.ndarray,
         sentence_paragraph: np.ndarray,
         duplicate_group: np.ndarray,
+        duplicate_count: np.ndarray,
     ) -> None:
         self.documents = documents
-        self.blob = blob  # uint8, the UTF-8 texts back to back
-        self.offsets = offsets  # int64, n + 1 byte offsets into blob
+        self.blob = blob
+        self.offsets = np.asarray(offsets, dtype=np.int64)  # n + 1 byte offsets into blob; read per quote
         self.sentence_doc = sentence_doc  # int32 per sentence
         self.sentence_paragraph = sentence_paragraph  # int32 per sentence
         self.duplicate_group = duplicate_group  # int32 per sentence: equal texts share a group
-        self.group_size = np.bincount(duplicate_group) if duplicate_group.size else np.zeros(0, np.int64)
+        self.duplicate_count = duplicate_count  # int32 per sentence: how many other sentences say the same
         self.doc_dates = np.array(
             [d.date.toordinal() if d.date else UNKNOWN_DATE for d in documents], dtype=np.int64
         )
@@ -75,8 +120,8 @@ class SentenceStore:
         return int(self.sentence_doc.shape[0])
 
     def text(self, sentence_id: int) -> str:
-        start, end = int(self.offsets[sentence_id]), int(self.offsets[sentence_id + 1])
-        return self.blob[start:end].tobytes().decode("utf-8")
+        start, end = self.offsets[sentence_id : sentence_id + 2].tolist()
+        return self.blob.read(start, end).decode("utf-8")
 
     def document_of(self, sentence_id: int) -> DocumentInfo:
         return self.documents[int(self.sentence_doc[sentence_id])]
@@ -85,7 +130,7 @@ class SentenceStore:
         return sentence_id - self.document_of(sentence_id).first_sentence
 
     def duplicates(self, sentence_id: int) -> int:
-        return int(self.group_size[self.duplicate_group[sentence_id]]) - 1
+        return int(self.duplicate_count[sentence_id])
 
     def sentence_dates(self, sentence_ids: np.ndarray) -> np.ndarray:
         """Day ordinals of the sentences' documents (``UNKNOWN_DATE`` where unknown)."""

@@ -73,6 +73,10 @@ def test_ranking_settings_apply_without_a_rebuild(tmp_path: Path) -> None:
     plus = open_index(corpus, IndexSettings(ranking=BM25Params(algorithm="bm25plus")), cache)
     assert plus.from_cache
     assert plus.index.search("coral").hits[0].score != okapi.index.search("coral").hits[0].score
+    assert plus.cache_path is not None
+    assert len(list(plus.cache_path.glob("weights-*.npy"))) == 2  # each setting's weights kept once computed
+    again = open_index(corpus, IndexSettings(ranking=BM25Params(algorithm="bm25plus")), cache)
+    assert again.index.search("coral").hits[0].score == plus.index.search("coral").hits[0].score
 
 
 def test_corrupt_cache_is_rebuilt_with_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
