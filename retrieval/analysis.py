@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import Stemmer
@@ -171,6 +172,29 @@ class Analyzer:
                     memo[raw] = pieces
             base = match.start()
             out.extend([Token(term, base + start, base + end) for term, start, end in pieces])
+        return out
+
+    def matching_tokens(self, text: str, terms: Collection[str]) -> list[Token]:
+        """The :meth:`tokens` whose term is one of ``terms``: highlighting's hot path, which skips the many
+        words already known to analyse to something else without building a token for them."""
+        out: list[Token] = []
+        known, memo = self._single, self._pieces
+        for match in (_ASCII_TOKEN if text.isascii() else _TOKEN).finditer(text):
+            raw = match.group()
+            term = known.get(raw)
+            if term is not None and term not in terms:
+                continue
+            pieces = memo.get(raw)
+            if pieces is None:
+                pieces = self._analyse(raw)
+                if len(pieces) < 2 and term is None:  # learn it the way terms() would
+                    if len(known) >= MEMO_LIMIT:
+                        known.clear()
+                    known[raw] = pieces[0][0] if pieces else ""
+                    if not pieces or pieces[0][0] not in terms:
+                        continue
+            base = match.start()
+            out.extend([Token(t, base + start, base + end) for t, start, end in pieces if t in terms])
         return out
 
     def words(self, text: str) -> list[Token]:

@@ -28,7 +28,7 @@ def highlight_spans(
     text: str, analyzer: Analyzer, terms: Collection[str], phrases: Sequence[Sequence[str]] = ()
 ) -> tuple[Span, ...]:
     """Character spans of the matched terms and phrases in ``text``, sorted and merged."""
-    spans: list[Span] = [(t.start, t.end) for t in analyzer.tokens(text) if t.term in terms]
+    spans: list[Span] = [(t.start, t.end) for t in analyzer.matching_tokens(text, terms)]
     if phrases:
         words = analyzer.words(text)
         surface = [w.term for w in words]

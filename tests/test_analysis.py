@@ -232,3 +232,12 @@ def test_tokens_point_at_what_they_analyse(words: list[str]) -> None:
     text = " ".join(words)
     for token in analyzer.tokens(text):
         assert analyzer.terms(text[token.start : token.end]) == [token.term]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200), st.lists(st.sampled_from(["research", "basic", "xi", "研究", "3.5", "2023"])))
+def test_matching_tokens_are_the_tokens_with_those_terms(text: str, terms: list[str]) -> None:
+    analyzer = Analyzer()
+    analyzer.terms(text)  # warm the memo, so both the known-word and the new-word paths are taken
+    wanted = set(terms)
+    assert analyzer.matching_tokens(text, wanted) == [t for t in analyzer.tokens(text) if t.term in wanted]
