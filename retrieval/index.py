@@ -175,18 +175,27 @@ class InvertedIndex:
             counts[term_id] = counts.get(term_id, 0) + 1
         if not counts:
             return ScoredSentences(np.zeros(0, dtype=np.int64), np.zeros(0))
-        scores, seen = self._buffers()
         constant = sum(float(self.base[t]) * m for t, m in counts.items())
-        touched_parts = []
-        for term_id, multiplicity in counts.items():
+        # Longest postings first: the first term's sentences are all new, so it needs no "seen" check.
+        order = sorted(counts, key=lambda t: self.indptr[t] - self.indptr[t + 1])
+        first = order[0]
+        lo, hi = self.indptr[first], self.indptr[first + 1]
+        first_ids = self.sentence_ids[lo:hi]
+        first_scores = self.weights[lo:hi] * (self.idf[first] * counts[first])
+        if len(order) == 1:  # one term: its postings are the answer, no scratch vector needed
+            return ScoredSentences(first_ids.astype(np.int64), first_scores.astype(np.float64) + constant)
+        scores, seen = self._buffers()
+        scores[first_ids] = first_scores
+        seen[first_ids] = True
+        touched_parts = [first_ids]
+        for term_id in order[1:]:
             lo, hi = self.indptr[term_id], self.indptr[term_id + 1]
             ids = self.sentence_ids[lo:hi]
-            scores[ids] += self.weights[lo:hi] * (self.idf[term_id] * multiplicity)
+            scores[ids] += self.weights[lo:hi] * (self.idf[term_id] * counts[term_id])
             new = ids[~seen[ids]]
             seen[new] = True
             touched_parts.append(new)
-        touched = np.concatenate(touched_parts) if len(touched_parts) > 1 else touched_parts[0]
-        touched = touched.astype(np.int64)
+        touched = np.concatenate(touched_parts).astype(np.int64)
         result = ScoredSentences(touched, scores[touched] + constant)
         scores[touched] = 0.0
         seen[touched] = False
