@@ -44,6 +44,8 @@ from bot.config import ConfigError, Settings
 from bot.handlers import BotContext, Services
 
 if TYPE_CHECKING:
+    from telegram.request import BaseRequest
+
     from retrieval import SearchIndex
 
 logger = logging.getLogger(__name__)
@@ -61,26 +63,34 @@ _SERVER_RETRIES = 2  # 5xx answers and failed connections: try again this many t
 _SERVER_BACKOFF = 0.5  # seconds before the first retry; doubled each time
 
 
-def build_application(settings: Settings, index: SearchIndex, token: str) -> Application:
-    """The bot, ready to be run by polling or fed by a webhook: settings, handlers and the index wired in."""
+def build_application(
+    settings: Settings, index: SearchIndex, token: str, *, request: BaseRequest | None = None
+) -> Application:
+    """The bot, ready to be run by polling or fed by a webhook: settings, handlers and the index wired in.
+
+    ``request`` replaces the HTTP client of the Bot API calls (not of ``getUpdates``) and then brings its
+    own timeouts; webhook mode passes one that counts replies and errors for its metrics.
+    """
     quiet_http_logs()
     protect_token_in_logs(token)
     tg = settings.telegram
-    application = (
+    builder = (
         ApplicationBuilder()
         .token(token)
         .base_url(tg.base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEWS))
         .rate_limiter(RetryingRateLimiter(max_retries=_RETRY_AFTER_429))
         .concurrent_updates(tg.concurrent_updates)
-        .connect_timeout(tg.connect_timeout)
-        .read_timeout(tg.read_timeout)
         .get_updates_connect_timeout(tg.connect_timeout)
         .get_updates_read_timeout(tg.read_timeout)
         .context_types(ContextTypes(context=BotContext))
         .post_init(setup_bot)
-        .build()
     )
+    if request is None:
+        builder = builder.connect_timeout(tg.connect_timeout).read_timeout(tg.read_timeout)
+    else:
+        builder = builder.request(request)
+    application = builder.build()
     application.bot_data[handlers.SERVICES_KEY] = Services.create(settings, index)
     add_handlers(application)
     return application

@@ -174,6 +174,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     )
     mode = args.mode or settings.telegram.mode
     token = read_token(settings)
+    if mode == "webhook":  # a wrong URL or a missing secret fails now, not after loading the index
+        from bot.webhook import check_webhook_settings
+
+        check_webhook_settings(settings)
     opened = _open(settings, None)
     logging.getLogger("corpus_bot").info("index ready: %s", opened.summary())
     if mode == "webhook":

@@ -1,0 +1,179 @@
+"""What the webhook service counts, for ``GET /metrics`` (Prometheus text format).
+
+An operator watching a bot wants to know four things: are updates arriving (and of which kind), are answers
+going out, is the search fast, and is Telegram refusing anything. Those numbers are gathered where they
+happen without the handlers knowing about them:
+
+* updates received: counted by the webhook endpoint as it accepts them (:mod:`bot.webhook`);
+* replies sent and Telegram API errors: :class:`MetricsRequest`, the HTTP client every Bot API call goes
+  through (given to ``build_application(..., request=...)``);
+* search latency: :class:`TimedIndex`, a stand-in for the ``SearchIndex`` that times ``search``;
+* index size: gauges set once from the index statistics.
+
+Each :class:`BotMetrics` has a registry of its own rather than prometheus_client's global one, so several
+services (tests, benchmarks) can live in one process without "duplicated timeseries" errors.
+
+    metrics = BotMetrics()
+    metrics.observe_index(index.stats)
+    application = build_application(settings, TimedIndex(index, metrics), token,
+                                    request=MetricsRequest(metrics, connect_timeout=10, read_timeout=30))
+    body = metrics.exposition()        # bytes for GET /metrics, media type metrics.CONTENT_TYPE
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from telegram import Update
+from telegram.error import NetworkError, TimedOut
+from telegram.request import HTTPXRequest, RequestData
+
+if TYPE_CHECKING:
+    from retrieval import IndexStats, SearchIndex, SearchResult
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Bot API methods that carry an answer to a user. Every other method (getMe, setWebhook, sendChatAction…)
+# is housekeeping and is not a "reply".
+REPLY_METHODS = frozenset({
+    "sendMessage", "editMessageText", "editMessageReplyMarkup", "answerInlineQuery", "answerCallbackQuery",
+})  # fmt: skip
+# Label values are bounded: a body from the network never invents a new time series.
+UPDATE_TYPES = frozenset(str(kind) for kind in Update.ALL_TYPES)
+SEARCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class BotMetrics:
+    """The service's counters, gauges and histogram, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.updates_received = Counter(
+            "corpus_bot_updates_received", "Updates accepted from Telegram, by type", ["type"], registry=r
+        )
+        self.webhook_rejected = Counter(
+            "corpus_bot_webhook_rejected",
+            "Webhook requests refused, by reason (secret, malformed, too_large, not_running)",
+            ["reason"],
+            registry=r,
+        )
+        self.replies_sent = Counter(
+            "corpus_bot_replies_sent", "Answers Telegram accepted, by Bot API method", ["method"], registry=r
+        )
+        self.api_errors = Counter(
+            "corpus_bot_telegram_api_errors",
+            "Failed Bot API calls, by method and error (HTTP status, timeout or network)",
+            ["method", "error"],
+            registry=r,
+        )
+        self.search_seconds = Histogram(
+            "corpus_bot_search_seconds", "Time to answer one search", buckets=SEARCH_BUCKETS, registry=r
+        )
+        self.index_documents = Gauge("corpus_bot_index_documents", "Documents in the index", registry=r)
+        self.index_sentences = Gauge("corpus_bot_index_sentences", "Sentences in the index", registry=r)
+        self.index_terms = Gauge("corpus_bot_index_terms", "Distinct terms in the index", registry=r)
+        self.ready = Gauge("corpus_bot_ready", "1 when the webhook is set and updates handled", registry=r)
+        self.updates_queued = Gauge(
+            "corpus_bot_updates_queued", "Accepted updates waiting to be handled", registry=r
+        )
+        self.updates_in_progress = Gauge(
+            "corpus_bot_updates_in_progress", "Updates being handled right now", registry=r
+        )
+        for kind in ("secret", "malformed", "too_large", "not_running"):
+            self.webhook_rejected.labels(kind)  # present (at 0) from the start, so alerts can use rate()
+
+    def observe_index(self, stats: IndexStats) -> None:
+        self.index_documents.set(stats.documents)
+        self.index_sentences.set(stats.sentences)
+        self.index_terms.set(stats.terms)
+
+    def track_queue(self, queued: Callable[[], float], in_progress: Callable[[], float]) -> None:
+        """Read the queue length and the updates in progress whenever the metrics are scraped."""
+        self.updates_queued.set_function(queued)
+        self.updates_in_progress.set_function(in_progress)
+
+    def count_update(self, kind: str) -> None:
+        self.updates_received.labels(kind if kind in UPDATE_TYPES else "other").inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsRequest(HTTPXRequest):
+    """python-telegram-bot's HTTP client, counting answers that went out and calls that failed.
+
+    It sees every attempt, retries included, so an error that a retry then cured still shows: that is what
+    an operator wants to know about a flaky network or flood control.
+    """
+
+    __slots__ = ("_metrics",)
+
+    def __init__(self, metrics: BotMetrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._metrics = metrics
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        write_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        connect_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        pool_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+    ) -> tuple[int, bytes]:
+        api_method = url.rsplit("/", 1)[-1]  # ".../bot<token>/sendMessage": never the token
+        try:
+            status, payload = await super().do_request(
+                url,
+                method,
+                request_data,
+                read_timeout=read_timeout,
+                write_timeout=write_timeout,
+                connect_timeout=connect_timeout,
+                pool_timeout=pool_timeout,
+            )
+        except TimedOut:
+            self._metrics.api_errors.labels(api_method, "timeout").inc()
+            raise
+        except NetworkError:
+            self._metrics.api_errors.labels(api_method, "network").inc()
+            raise
+        if status >= 300:
+            self._metrics.api_errors.labels(api_method, str(status)).inc()
+        elif api_method in REPLY_METHODS:
+            self._metrics.replies_sent.labels(api_method).inc()
+        return status, payload
+
+
+class TimedIndex:
+    """A ``SearchIndex`` whose ``search`` calls are timed into ``corpus_bot_search_seconds``.
+
+    Everything else is the index's own (``stats``, ``context``, ``fingerprint``…). ``search`` runs in
+    worker threads; prometheus_client's histograms are thread-safe.
+    """
+
+    def __init__(self, index: SearchIndex, metrics: BotMetrics) -> None:
+        self._index = index
+        self._histogram = metrics.search_seconds
+
+    def search(self, question: str, k: int = 5, offset: int = 0) -> SearchResult:
+        started = time.perf_counter()
+        try:
+            return self._index.search(question, k, offset)
+        finally:
+            self._histogram.observe(time.perf_counter() - started)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._index, name)

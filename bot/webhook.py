@@ -1,0 +1,485 @@
+"""Webhook mode: the bot as an HTTP service that Telegram calls, behind a reverse proxy that terminates TLS.
+
+Polling needs nothing but a token, but it keeps a long request open to Telegram all the time and cannot be
+load-balanced or health-checked. In webhook mode Telegram POSTs each update to a public HTTPS URL; nginx
+(``deploy/nginx/``) terminates TLS there and passes the request to this service on 127.0.0.1. The service
+is a small Starlette app on uvicorn (the pattern python-telegram-bot documents for custom webhook servers)
+around the very ``Application`` polling mode runs (:func:`bot.app.build_application`): same handlers, same
+replies.
+
+Run it::
+
+    export TELEGRAM_BOT_TOKEN=123456:ABC... TELEGRAM_WEBHOOK_SECRET=$(openssl rand -hex 32)
+    corpus-bot run --mode webhook --config config.yaml      # webhook.url: https://bot.example.org/telegram
+
+Endpoints (on ``webhook.listen``:``webhook.port``; only ``webhook.path`` is meant to be public):
+
+* ``POST {webhook.path}``: an update from Telegram. The ``X-Telegram-Bot-Api-Secret-Token`` header must
+  equal the secret (compared in constant time; otherwise 403 and nothing is read). A body that is not
+  JSON or not an update gets 400. A valid update is put on the Application's update queue and answered
+  200 at once; the search and the reply happen after, so Telegram never waits on them.
+* ``GET /healthz``: 200 while the process serves. ``GET /readyz``: 200 once the index is loaded and the
+  webhook is set, 503 while starting or stopping. ``GET /metrics``: Prometheus text (:mod:`bot.metrics`).
+
+Start: check the settings and the secret (before the index is loaded: a typo fails in a second), bind the
+port, initialise the Application (``getMe``, command menu), start handling updates, start the HTTP server,
+and only then ``setWebhook`` (URL, secret, the update types the bot handles), so Telegram never posts to a
+closed port. Stop (SIGTERM or SIGINT): not ready any more, the HTTP server stops accepting and finishes the
+requests it has, then the Application answers every update it had accepted (bounded by
+``DRAIN_TIMEOUT``), and the process exits 0. An update answered 200 is therefore handled; one that
+arrives while the service is down gets no answer from it, and Telegram keeps it and delivers it again to
+the next process (the webhook stays set across restarts on purpose).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from telegram import Update
+from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.ext import Application
+
+from bot.app import ALLOWED_UPDATES, build_application, protect_token_in_logs, setup_bot
+from bot.config import ConfigError, Settings
+from bot.metrics import CONTENT_TYPE, BotMetrics, MetricsRequest, TimedIndex
+
+if TYPE_CHECKING:
+    from retrieval import SearchIndex
+
+logger = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SERVICE_PATHS = ("/healthz", "/readyz", "/metrics")
+MAX_BODY_BYTES = 1024 * 1024  # Telegram's updates are a few KiB; nginx's site allows 1 MiB too
+HTTP_GRACE = 5.0  # seconds the HTTP server gives requests in progress when stopping
+DRAIN_TIMEOUT = 25.0  # seconds the Application then gets to answer the updates it accepted
+KEEP_ALIVE = 75  # seconds an idle proxy connection stays open: longer than nginx's upstream keepalive
+# Connections to the Bot API. httpcore checks every pooled connection twice per request (~35 µs each), so
+# python-telegram-bot's default of 256 costs ~1 ms per reply under load; 8 connections carry far more than
+# the 30 messages a second Telegram allows a bot.
+POOL_SIZE = 8
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
+_WARN_EVERY = 60.0  # seconds between two warnings about refused requests
+
+
+# -- settings ------------------------------------------------------------------------------------------
+
+
+def check_webhook_settings(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """Check what webhook mode needs beyond a valid config file and return the secret token.
+
+    Raises :class:`ConfigError` with one line naming the key: no ``webhook.url``, a URL that is not https
+    or whose path is not ``webhook.path``, a path taken by the service's own endpoints, or a secret that is
+    missing or not what Telegram accepts. The secret is never part of a message.
+    """
+    webhook = settings.webhook
+    where = f"{settings.source}: " if settings.source else ""
+    url = webhook.url
+    if not url:
+        raise ConfigError(f"{where}'webhook.url' must be set in webhook mode: the public https:// URL "
+                          "Telegram posts updates to (webhook.url)")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError:
+        raise ConfigError(f"{where}'webhook.url' is not a valid URL: {url!r} (webhook.url)") from None
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise ConfigError(f"{where}'webhook.url' must be an https:// URL (Telegram only posts over TLS), "
+                          f"got {url!r} (webhook.url)")
+    if (parts.path or "/") != webhook.path:
+        raise ConfigError(f"{where}the path of 'webhook.url' ({parts.path or '/'!r}) must be 'webhook.path' "
+                          f"({webhook.path!r}): nginx passes that path to the service (webhook.path)")
+    if webhook.path in SERVICE_PATHS:
+        raise ConfigError(f"{where}'webhook.path' cannot be {webhook.path!r}: the service uses "
+                          f"{', '.join(SERVICE_PATHS)} itself (webhook.path)")
+    return read_secret(settings, environ)
+
+
+def read_secret(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+    """The webhook secret from the environment variable named by ``webhook.secret_token_env``."""
+    env = os.environ if environ is None else environ
+    name = settings.webhook.secret_token_env
+    secret = (env.get(name) or "").strip()
+    if not secret:
+        raise ConfigError(f"environment variable {name} is not set: webhook mode needs a secret token, "
+                          "e.g. from `openssl rand -hex 32` (webhook.secret_token_env)")
+    if not _SECRET.fullmatch(secret):
+        raise ConfigError(f"environment variable {name} must be 1-256 characters of A-Z, a-z, 0-9, _ and - "
+                          "(Telegram's rule for the secret token) (webhook.secret_token_env)")
+    return secret
+
+
+# -- the service ---------------------------------------------------------------------------------------
+
+
+class WebhookService:
+    """The Starlette app, the uvicorn server and the Application, started and stopped in the right order.
+
+    ``await service.serve()`` runs until :meth:`stop` (or, with ``handle_signals``, SIGTERM / SIGINT).
+    ``port`` is the port actually bound (useful with ``webhook.port: 0`` in tests).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        index: SearchIndex,
+        token: str,
+        secret: str,
+        *,
+        drain_timeout: float = DRAIN_TIMEOUT,
+        http_grace: float = HTTP_GRACE,
+    ) -> None:
+        self.settings = settings
+        self.drain_timeout = drain_timeout
+        self.http_grace = http_grace
+        self.port: int | None = None
+        protect_token_in_logs(secret)  # python-telegram-bot logs setWebhook's arguments at DEBUG
+        self._stats = index.stats
+        self.metrics = BotMetrics()
+        self.metrics.observe_index(self._stats)
+        tg = settings.telegram
+        request = MetricsRequest(
+            self.metrics,
+            connection_pool_size=POOL_SIZE,
+            pool_timeout=tg.read_timeout,  # wait for a free connection rather than drop a reply
+            connect_timeout=tg.connect_timeout,
+            read_timeout=tg.read_timeout,
+        )
+        self.application: Application = build_application(
+            settings, TimedIndex(index, self.metrics), token, request=request  # type: ignore[arg-type]
+        )
+        self.metrics.track_queue(
+            self.application.update_queue.qsize,
+            lambda: self.application.update_processor.current_concurrent_updates,
+        )
+        self.asgi = Starlette(routes=[
+            Route(settings.webhook.path, self._receive_update, methods=["POST"]),
+            Route("/healthz", self._healthz, methods=["GET"]),
+            Route("/readyz", self._readyz, methods=["GET"]),
+            Route("/metrics", self._metrics, methods=["GET"]),
+        ])
+        self._secret = secret.encode("ascii")
+        self._webhook_set = False
+        self._stopping = False
+        self._stop_requested: asyncio.Event | None = None
+        self._force: asyncio.Event | None = None
+        self._server: _Server | None = None
+        self._refusals = _RefusalLog()
+
+    @property
+    def drop_pending_updates(self) -> bool:
+        """Either section may ask for it: an operator coming from polling mode set it under telegram."""
+        return self.settings.webhook.drop_pending_updates or self.settings.telegram.drop_pending_updates
+
+    @property
+    def ready(self) -> bool:
+        return self._webhook_set and not self._stopping and self.application.running
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def serve(self, *, handle_signals: bool = False) -> None:
+        """Start, serve until asked to stop, then stop without losing an accepted update."""
+        self._stop_requested, self._force = asyncio.Event(), asyncio.Event()
+        with self._signals(handle_signals), _bound_socket(self.settings) as sock:
+            self.port = sock.getsockname()[1]
+            try:
+                await self._serve(sock)
+            except InvalidToken:
+                raise ConfigError(f"Telegram rejected the bot token in {self.settings.telegram.token_env} "
+                                  "(telegram.token_env)") from None
+            except NetworkError as error:  # getMe at start-up: the Bot API is not reachable
+                raise ConfigError(f"cannot reach the Bot API at {self.settings.telegram.base_url}: {error} "
+                                  "(telegram.base_url)") from None
+
+    def stop(self, signum: int | None = None) -> None:
+        """Ask the service to stop (what SIGTERM does). A second call stops waiting for updates in flight."""
+        if self._stop_requested is None:
+            return
+        if self._stop_requested.is_set():
+            logger.warning("asked again to stop: not waiting for the updates in flight any longer")
+            assert self._force is not None
+            self._force.set()
+            if self._server is not None:
+                self._server.force_exit = True
+            return
+        if signum is not None:
+            logger.info("%s received: stopping", signal.Signals(signum).name)
+        self._stopping = True
+        self._stop_requested.set()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        assert self._stop_requested is not None
+        application = self.application
+        async with application:  # initialize(): getMe; shutdown() at the end, whatever happens
+            await setup_bot(application)
+            await application.start()
+            self._server = _Server(self._uvicorn_config())
+            serving = asyncio.create_task(self._server.serve(sockets=[sock]), name="webhook-http")
+            try:
+                if await self._until_listening(serving):
+                    await self._set_webhook()
+                    self._webhook_set = True
+                    self.metrics.ready.set(1)
+                    self._log_ready()
+                    stop_requested = asyncio.create_task(self._stop_requested.wait())
+                    await asyncio.wait({serving, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+                    stop_requested.cancel()
+            finally:
+                self._stopping = True
+                self.metrics.ready.set(0)
+                started = time.monotonic()
+                self._server.should_exit = True
+                try:
+                    await serving  # stops accepting, answers the requests it has (HTTP_GRACE at most)
+                finally:
+                    await self._drain(started)
+
+    async def _until_listening(self, serving: asyncio.Task[None]) -> bool:
+        """Wait until uvicorn listens; False if it stopped, or a stop was asked for, before that."""
+        assert self._server is not None and self._stop_requested is not None
+        while not self._server.started:
+            if serving.done() or self._stop_requested.is_set():
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    async def _set_webhook(self) -> None:
+        webhook = self.settings.webhook
+        try:
+            await self.application.bot.set_webhook(
+                url=webhook.url,  # type: ignore[arg-type]  (checked by check_webhook_settings)
+                secret_token=self._secret.decode("ascii"),
+                allowed_updates=ALLOWED_UPDATES,
+                max_connections=webhook.max_connections,
+                drop_pending_updates=self.drop_pending_updates,
+            )
+        except InvalidToken:
+            raise
+        except TelegramError as error:
+            raise ConfigError(f"Telegram refused the webhook {webhook.url!r}: {error} (webhook.url)") \
+                from None
+
+    async def _drain(self, started: float) -> None:
+        """Let the Application answer every update it accepted, within ``drain_timeout``."""
+        application = self.application
+        if not application.running:
+            return
+        pending = application.update_queue.qsize() + application.update_processor.current_concurrent_updates
+        stopping = asyncio.create_task(application.stop(), name="webhook-drain")
+        assert self._force is not None
+        forced = asyncio.create_task(self._force.wait())
+        await asyncio.wait(
+            {stopping, forced}, timeout=self.drain_timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        forced.cancel()
+        if stopping.done():
+            stopping.result()
+            logger.info("stopped: %d update(s) in flight answered, in %.1f s",
+                        pending, time.monotonic() - started)
+            return
+        left = application.update_queue.qsize() + application.update_processor.current_concurrent_updates
+        stopping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stopping
+        logger.error("stopped after %.1f s with %d update(s) still unanswered (the drain limit is %.0f s)",
+                     time.monotonic() - started, left, self.drain_timeout)
+
+    def _uvicorn_config(self) -> uvicorn.Config:
+        return uvicorn.Config(
+            self.asgi,
+            log_config=None,  # the bot's logging set-up applies
+            access_log=False,  # no line per request; /metrics counts them
+            lifespan="off",  # the service starts and stops the Application itself, in its own order
+            server_header=False,
+            timeout_keep_alive=KEEP_ALIVE,
+            timeout_graceful_shutdown=self.http_grace,
+        )
+
+    def _log_ready(self) -> None:
+        webhook = self.settings.webhook
+        logger.info("webhook service ready: %s -> http://%s:%d%s (%d documents, %d sentences)",
+                    webhook.url, webhook.listen, self.port, webhook.path,
+                    self._stats.documents, self._stats.sentences)
+
+    @contextlib.contextmanager
+    def _signals(self, enabled: bool) -> Iterator[None]:
+        if not enabled:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        handled = (signal.SIGTERM, signal.SIGINT)
+        for signum in handled:
+            loop.add_signal_handler(signum, self.stop, signum)
+        try:
+            yield
+        finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+
+    # ---------------------------------------------------------------- endpoints
+
+    async def _receive_update(self, request: Request) -> Response:
+        supplied = request.headers.get(SECRET_HEADER, "").encode("latin-1")  # how Starlette decoded it
+        if not hmac.compare_digest(supplied, self._secret):
+            return self._refuse(403, "secret", "wrong or missing secret token")
+        if not self.application.running:  # not yet, or not any more: Telegram will deliver it again
+            return self._refuse(503, "not_running", "not handling updates right now")
+        body = await _read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            return self._refuse(413, "too_large", f"body larger than {MAX_BODY_BYTES} bytes")
+        try:
+            data = json.loads(body)
+        except ValueError:  # not JSON, or not UTF-8
+            return self._refuse(400, "malformed", "body is not JSON")
+        if not _looks_like_update(data):
+            return self._refuse(400, "malformed", "body is not a Telegram update")
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except Exception:  # python-telegram-bot raises whatever the malformed part provokes
+            return self._refuse(400, "malformed", "body is not a Telegram update")
+        self.metrics.count_update(_update_kind(data))
+        await self.application.update_queue.put(update)  # handled after the answer, by the Application
+        return Response(status_code=200)
+
+    def _refuse(self, status: int, reason: str, why: str) -> Response:
+        self.metrics.webhook_rejected.labels(reason).inc()
+        self._refusals.note(why)
+        return JSONResponse({"ok": False, "error": why}, status_code=status)
+
+    async def _healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def _readyz(self, request: Request) -> Response:
+        if self.ready:
+            return JSONResponse({"status": "ready"})
+        reason = "stopping" if self._stopping else "starting"
+        return JSONResponse({"status": reason}, status_code=503)
+
+    async def _metrics(self, request: Request) -> Response:
+        return Response(self.metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling.
+
+    uvicorn would catch SIGTERM and raise it again once its server stopped, ending the process before the
+    Application had answered the updates it accepted; :class:`WebhookService` handles the signals instead.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class _RefusalLog:
+    """Refused requests are logged at most once a minute: a scanner must not flood the log."""
+
+    def __init__(self) -> None:
+        self._last = float("-inf")
+        self._count = 0
+
+    def note(self, why: str) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= _WARN_EVERY:
+            logger.warning("refused %d webhook request(s) since the last warning; latest: %s",
+                           self._count, why)
+            self._last, self._count = now, 0
+
+
+@contextlib.contextmanager
+def _bound_socket(settings: Settings) -> Iterator[socket.socket]:
+    """The listening address, bound before anything else so that a taken port fails fast."""
+    webhook = settings.webhook
+    try:
+        infos = socket.getaddrinfo(webhook.listen, webhook.port, type=socket.SOCK_STREAM,
+                                   proto=socket.IPPROTO_TCP)
+        family, kind, proto, _, address = infos[0]
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP.
+        sock = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot listen on {webhook.listen}:{webhook.port}: {error.strerror or error} (webhook.listen)"
+        ) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {webhook.listen}:{webhook.port}: {error.strerror or error} (webhook.port)"
+        ) from None
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None if it is larger than ``limit`` bytes (read no further than that)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _looks_like_update(data: Any) -> bool:
+    update_id = data.get("update_id") if isinstance(data, dict) else None
+    return isinstance(update_id, int) and not isinstance(update_id, bool)
+
+
+def _update_kind(data: dict[str, Any]) -> str:
+    return next((key for key in data if key != "update_id"), "none")
+
+
+# -- entry point ---------------------------------------------------------------------------------------
+
+
+def run_webhook(settings: Settings, index: SearchIndex, token: str) -> None:
+    """``corpus-bot run --mode webhook``: serve until SIGTERM / SIGINT, then stop cleanly (exit status 0).
+
+    Raises :class:`ConfigError` (one line naming the key) for settings webhook mode cannot work with, a
+    port that cannot be bound, a token Telegram rejects or a webhook it refuses.
+    """
+    secret = check_webhook_settings(settings)
+    _quiet_server_logs(settings)
+    service = WebhookService(settings, index, token, secret)
+    try:  # uvloop (and httptools, which uvicorn picks by itself) cut the latency under load
+        import uvloop
+    except ImportError:  # not on every platform; the standard loop works the same, only slower
+        asyncio.run(service.serve(handle_signals=True))
+    else:
+        uvloop.run(service.serve(handle_signals=True))
+
+
+def _quiet_server_logs(settings: Settings) -> None:
+    """One line when the service is ready and one when it stopped: uvicorn's and the Application's own
+    start/stop chatter only at DEBUG."""
+    if settings.log_level <= logging.DEBUG:
+        return
+    for name in ("uvicorn", "uvicorn.error", "telegram.ext.Application"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
