@@ -171,7 +171,7 @@ async def _search(
     if chat_id is not None:
         await _typing_until_done(context, chat_id, search, services.typing_after)
     result = await search
-    logger.info(
+    logger.debug(
         "search: %d chars, offset %d -> %d of %d hits%s in %.0f ms",
         len(question), offset, len(result.hits), result.total,
         " (weak)" if result.weak else "", 1000 * (time.perf_counter() - started),

@@ -41,11 +41,14 @@ class QuestionLimiter:
         if self.limit <= 0:
             return Admission(True)
         now = self._clock()
-        asked = self._asked.get(user_id)
+        # The dict is kept in order of last question (a user moves to the end when asking), so the idle
+        # users are all at the front and pruning stops at the first active one.
+        asked = self._asked.pop(user_id, None)
         if asked is None:
             if len(self._asked) >= _PRUNE_ABOVE:
                 self._prune(now)
-            asked = self._asked[user_id] = deque()
+            asked = deque()
+        self._asked[user_id] = asked
         while asked and asked[0] <= now - self.window:
             asked.popleft()
         if len(asked) < self.limit:
@@ -57,6 +60,11 @@ class QuestionLimiter:
         return Admission(False, retry_after=max(0.0, asked[0] + self.window - now), notify=notify)
 
     def _prune(self, now: float) -> None:
-        for user_id in [u for u, asked in self._asked.items() if not asked or asked[-1] <= now - self.window]:
+        idle = []
+        for user_id, asked in self._asked.items():
+            if asked and asked[-1] > now - self.window:
+                break  # everyone after this one asked more recently
+            idle.append(user_id)
+        for user_id in idle:
             del self._asked[user_id]
             self._told.discard(user_id)
