@@ -41,7 +41,7 @@ UNIT = DEPLOY / "systemd" / "corpus-bot.service"
 SITE = DEPLOY / "nginx" / "corpus-bot.conf"
 DEPLOY_CONFIG = DEPLOY / "config.yaml"
 ENV_EXAMPLE = DEPLOY / "corpus-bot.env.example"
-README_SECTION = REPO / "docs_webhook_readme_section.md"
+README = REPO / "README.md"
 
 INSTALL_DIR = "/opt/corpus-bot"
 CONFIG_PATH = "/etc/corpus-bot/config.yaml"
@@ -249,7 +249,9 @@ def test_the_site_has_exactly_the_documented_placeholders_and_keeps_nginx_variab
 
 
 def test_the_readme_section_walks_through_the_deployment():
-    text = README_SECTION.read_text(encoding="utf-8")
+    readme = README.read_text(encoding="utf-8")
+    start = readme.index("## Deploying the webhook service")
+    text = readme[start : readme.index("\n## ", start + 1)]
     for field in dataclasses.fields(Settings().webhook):
         assert f"`webhook.{field.name}`" in text, field.name
     assert f"envsubst '{ENVSUBST_FORMAT}'" in text
