@@ -76,7 +76,8 @@ class InvertedIndex:
         self.sentence_ids = sentence_ids
         self.tf = tf
         self.lengths = lengths
-        self._scratch = threading.local()
+        self._scratch_lock = threading.Lock()
+        self._free_scratch: list[tuple[np.ndarray, np.ndarray]] = []
         self.set_params(params or BM25Params(), weights)
 
     @property
@@ -184,7 +185,8 @@ class InvertedIndex:
         first_scores = self.weights[lo:hi] * (self.idf[first] * counts[first])
         if len(order) == 1:  # one term: its postings are the answer, no scratch vector needed
             return ScoredSentences(first_ids.astype(np.int64), first_scores.astype(np.float64) + constant)
-        scores, seen = self._buffers()
+        buffers = self._acquire_buffers()
+        scores, seen = buffers
         scores[first_ids] = first_scores
         seen[first_ids] = True
         touched_parts = [first_ids]
@@ -199,6 +201,8 @@ class InvertedIndex:
         result = ScoredSentences(touched, scores[touched] + constant)
         scores[touched] = 0.0
         seen[touched] = False
+        # Only clean buffers go back: after an exception above they are simply dropped.
+        self._release_buffers(buffers)
         return result
 
     def dense_scores(self, term_ids: Sequence[int]) -> np.ndarray:
@@ -209,14 +213,24 @@ class InvertedIndex:
         dense[scored.ids] = scored.scores
         return dense
 
-    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per-thread scratch vectors, so concurrent searches never share one (they are left all-zero)."""
-        local = self._scratch
-        if getattr(local, "size", -1) != self.n_sentences:
-            local.scores = np.zeros(self.n_sentences)
-            local.seen = np.zeros(self.n_sentences, dtype=bool)
-            local.size = self.n_sentences
-        return local.scores, local.seen
+    def _acquire_buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scratch vectors (all zero) for one scoring; as many sets exist as searches ever ran at once.
+
+        They are written through once when made: ``np.zeros`` maps its pages lazily, and faulting them in
+        one by one under scattered writes made the first queries ten times slower.
+        """
+        with self._scratch_lock:
+            if self._free_scratch:
+                return self._free_scratch.pop()
+        scores = np.empty(self.n_sentences)
+        scores.fill(0.0)
+        seen = np.empty(self.n_sentences, dtype=bool)
+        seen.fill(False)
+        return scores, seen
+
+    def _release_buffers(self, buffers: tuple[np.ndarray, np.ndarray]) -> None:
+        with self._scratch_lock:
+            self._free_scratch.append(buffers)
 
 
 _WEIGHT_CHUNK = 1 << 20  # postings per step: keeps the float64 temporaries of a big build small
