@@ -51,7 +51,7 @@ class BM25Params:
 class ScoredSentences:
     """The sentences a query touched, with their scores (unordered)."""
 
-    ids: np.ndarray  # int64 sentence ids, unique
+    ids: np.ndarray  # sentence ids (int32 or int64), unique
     scores: np.ndarray  # float64, same length
 
 
@@ -184,7 +184,7 @@ class InvertedIndex:
         first_ids = self.sentence_ids[lo:hi]
         first_scores = self.weights[lo:hi] * (self.idf[first] * counts[first])
         if len(order) == 1:  # one term: its postings are the answer, no scratch vector needed
-            return ScoredSentences(first_ids.astype(np.int64), first_scores.astype(np.float64) + constant)
+            return ScoredSentences(first_ids, first_scores.astype(np.float64) + constant)
         buffers = self._acquire_buffers()
         scores, seen = buffers
         scores[first_ids] = first_scores
@@ -197,8 +197,8 @@ class InvertedIndex:
             new = ids[~seen[ids]]
             seen[new] = True
             touched_parts.append(new)
-        touched = np.concatenate(touched_parts).astype(np.int64)
-        result = ScoredSentences(touched, scores[touched] + constant)
+        touched = np.concatenate(touched_parts)
+        result = ScoredSentences(touched, scores[touched] + constant if constant else scores[touched])
         scores[touched] = 0.0
         seen[touched] = False
         # Only clean buffers go back: after an exception above they are simply dropped.

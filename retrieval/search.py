@@ -277,8 +277,9 @@ class SearchIndex:
         else:
             ids, scores = np.zeros(0, np.int64), np.zeros(0)
 
-        keep = self._filter_mask(ids, query)
-        ids, scores = ids[keep], scores[keep]
+        if query.excluded or query.phrases or query.has_date_filter:
+            keep = self._filter_mask(ids, query)
+            ids, scores = ids[keep], scores[keep]
         if phrases and ids.size:
             ids, scores = self._verify_phrases(ids, scores, phrases)
 
