@@ -875,15 +875,18 @@ def target_table(report: SizeReport) -> str:
     return "\n".join(lines)
 
 
-def machine_line() -> str:
-    model = "unknown CPU"
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return "unknown CPU"
+
+
+def machine_line() -> str:
+    model = cpu_model()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     import bm25s
     import rank_bm25  # noqa: F401 - imported to prove it is installed
