@@ -3,7 +3,7 @@
 The inverted index is three numpy arrays in CSR layout (``indptr``, ``sentence_ids``, ``tf``), one row per
 term. BM25 weights are derived from term frequencies and sentence lengths when the index is opened, so the
 ranking parameters can change without a rebuild. A query touches only the postings of its own terms: scores
-are accumulated in a per-thread scratch vector and the top k are selected among the touched sentences only
+are accumulated in a pooled scratch vector and the top k are selected among the touched sentences only
 (``argpartition`` over a mostly-zero vector of a million scores costs as much as a full sort).
 
 Scores follow ``rank_bm25`` exactly (``BM25Okapi`` with its idf floor, ``BM25L``, ``BM25Plus``), including
