@@ -41,6 +41,7 @@ from tests.fake_telegram import (
     FakeTelegram,
     utf16_len,
 )
+from tests.processes import corpus_bot_run
 
 TOKEN = DEFAULT_TOKEN
 USER = DEFAULT_USER_ID
@@ -549,11 +550,7 @@ def test_corpus_bot_run_polls_answers_and_stops_cleanly_on_sigterm(tmp_path):
         config.write_text(f"corpus: {{path: {REPO / 'corpus'}}}\nindex: {{cache_dir: {tmp_path / 'cache'}}}\n"
                           f"telegram: {{base_url: '{tg.api_url}'}}\n", encoding="utf-8")
         env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--config", str(config)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        try:
+        with corpus_bot_run("--config", str(config), env=env) as process:
             tg.wait_for_blocking("getUpdates", timeout=20)
             tg.message("basic research", user_id=USER)
             tg.wait_for_blocking("sendMessage", timeout=10)
@@ -563,10 +560,6 @@ def test_corpus_bot_run_polls_answers_and_stops_cleanly_on_sigterm(tmp_path):
             assert "2023-08-05" in tg.sent_messages(USER)[0]["text"]
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=15)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
         tg.assert_no_errors()
     assert process.returncode == 0, stderr
     assert "ready" in stderr

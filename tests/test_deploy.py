@@ -35,6 +35,7 @@ from bot.config import ConfigError, Settings, load_settings, read_token
 from bot.webhook import DRAIN_TIMEOUT, HTTP_GRACE, SECRET_HEADER, check_webhook_settings, read_secret
 from tests.conftest import REPO
 from tests.fake_telegram import DEFAULT_TOKEN, FakeTelegram
+from tests.processes import wait_for_http
 
 DEPLOY = REPO / "deploy"
 UNIT = DEPLOY / "systemd" / "corpus-bot.service"
@@ -321,17 +322,6 @@ def running_nginx(nginx: str, folder: Path, conf: Path, port: int) -> Iterator[N
             process.stderr.close()
 
 
-def wait_ready(url: str, process: subprocess.Popen[str], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the service exited with {process.returncode}"
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{url} was not ready within {timeout} s")
-
-
 @pytest.mark.slow
 def test_telegram_reaches_the_bot_through_nginx_over_https(tmp_path):
     nginx = require_tool("nginx", "/usr/sbin", "/usr/local/sbin")
@@ -368,7 +358,7 @@ def test_telegram_reaches_the_bot_through_nginx_over_https(tmp_path):
         service = subprocess.Popen(command, cwd=unit_value(unit, "Service", "WorkingDirectory"),
                                    env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            wait_ready(f"http://127.0.0.1:{service_port}/readyz", service)
+            wait_for_http(f"http://127.0.0.1:{service_port}/readyz", timeout=60, process=service)
             assert tg.webhook["url"] == public_url and tg.webhook["secret_token"] == SECRET
 
             trust = ssl.create_default_context(cafile=str(cert))

@@ -34,6 +34,7 @@ from bot.webhook import SECRET_HEADER, WebhookService, check_webhook_settings
 from retrieval import SearchIndex
 from tests.conftest import REPO
 from tests.fake_telegram import DEFAULT_TOKEN, DEFAULT_USER_ID, FakeTelegram
+from tests.processes import corpus_bot_run, wait_for_http
 
 TOKEN = DEFAULT_TOKEN
 SECRET = "Test_webhook-secret_0123456789"
@@ -499,18 +500,6 @@ def write_config(path: Path, tg: FakeTelegram, port: int, cache: Path) -> Path:
     return path
 
 
-def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen[str] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise AssertionError(f"the service exited with {process.returncode}: {process.stderr.read()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise AssertionError(f"{url} did not answer 200 within {timeout} s")
-
-
 @pytest.mark.slow
 def test_corpus_bot_run_webhook_answers_then_drains_on_sigterm_and_exits_0(tmp_path):
     port = free_port()
@@ -518,11 +507,7 @@ def test_corpus_bot_run_webhook_answers_then_drains_on_sigterm_and_exits_0(tmp_p
     with FakeTelegram(token=TOKEN) as tg:
         config = write_config(tmp_path / "config.yaml", tg, port, tmp_path / "cache")
         env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_WEBHOOK_SECRET": SECRET}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run", "--mode", "webhook", "--config", str(config)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        try:
+        with corpus_bot_run("--mode", "webhook", "--config", str(config), env=env) as process:
             wait_for_http(f"http://127.0.0.1:{port}/readyz", process=process)
             assert tg.webhook["url"] == PUBLIC_URL and tg.webhook["secret_token"] == SECRET
             tg.delay_next("sendMessage", 1.0, times=len(users))
@@ -535,10 +520,6 @@ def test_corpus_bot_run_webhook_answers_then_drains_on_sigterm_and_exits_0(tmp_p
             assert not tg.sent_messages()  # every reply is still held by the fake
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
         tg.assert_no_errors()
         replies = tg.sent_messages()
     assert process.returncode == 0, stderr
