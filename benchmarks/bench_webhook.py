@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -200,6 +200,7 @@ class LoadResult:
     acks_ms: list[float]
     lags_ms: list[float]  # due -> the client starts the POST: the load generator's own delay
     errors: dict[int, int]
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # process -> CPU ms per update sent
 
 
 def make_update(message_id: int, user: int, question: str) -> bytes:
@@ -292,6 +293,24 @@ async def run_load(
     )
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (all its threads); ``None``: this process."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_load(pids: dict[str, int | None], *args: Any) -> LoadResult:
+    """:func:`run_load` with the CPU time each process spent on it, per update sent."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    result = asyncio.run(run_load(*args))
+    result.cpu_ms = {name: 1000 * (cpu_seconds(pid) - before[name]) / max(1, result.sent)
+                     for name, pid in pids.items()}
+    return result
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -361,7 +380,8 @@ def machine_line() -> str:
 
 TABLE_HEAD = (
     "| corpus | sentences | offered /s | sustained /s | replies | lost | non-200 | p50 ms | p95 ms | p99 ms "
-    "| max ms | 200 p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    "| max ms | 200 p99 ms | CPU ms/update: service, fake, load |"
+    "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 
 
@@ -372,7 +392,8 @@ def table_row(corpus: str, sentences: int, result: LoadResult) -> str:
         f"| {corpus} | {sentences:,} | {result.rate:g} | {result.sustained:.0f} | {result.replied:,} | "
         f"{result.lost} | {errors} | {percentile(lat, 50):.1f} | {percentile(lat, 95):.1f} | "
         f"{percentile(lat, 99):.1f} | {max(lat, default=float('nan')):.1f} | "
-        f"{percentile(result.acks_ms, 99):.1f} |"
+        f"{percentile(result.acks_ms, 99):.1f} | "
+        f"{', '.join(f'{result.cpu_ms[k]:.2f}' for k in ('service', 'fake', 'load') if k in result.cpu_ms)} |"
     )
 
 
@@ -453,10 +474,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 next_id += primed.sent + 1
                 for rate in rates:
                     log(f"{corpus.name}: {rate:g} updates/s for {args.warmup:g} + {args.duration:g} s ...")
-                    result = asyncio.run(run_load(
+                    result = measure_load(
+                        {"service": service.pid, "fake": fake.pid, "load": None},
                         f"http://127.0.0.1:{port}/telegram", fake_url, rate, args.warmup, args.duration,
                         args.clients, corpus.questions, next_id,
-                    ))
+                    )
                     next_id += result.sent + 1
                     rows.append((corpus.name, sentences, result))
                     log(table_row(corpus.name, sentences, result))

@@ -22,7 +22,6 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError, TimedOut
@@ -42,6 +41,7 @@ from telegram.ext import (
 from bot import handlers
 from bot.config import ConfigError, Settings
 from bot.handlers import BotContext, Services
+from bot.http_client import AiohttpRequest, never_sent
 
 if TYPE_CHECKING:
     from telegram.request import BaseRequest
@@ -58,6 +58,9 @@ COMMANDS = [
     BotCommand("ask", "Ask a question (for groups)"),
 ]
 NO_PREVIEWS = LinkPreviewOptions(is_disabled=True)
+# Connections to the Bot API. Telegram lets a bot send about 30 messages a second; 8 connections carry far
+# more than that, and a reply waits for a free one (up to telegram.read_timeout) rather than fail.
+CONNECTION_POOL_SIZE = 8
 _RETRY_AFTER_429 = 3  # Telegram's flood control: wait retry_after and try again, this many times
 _SERVER_RETRIES = 2  # 5xx answers and failed connections: try again this many times
 _SERVER_BACKOFF = 0.5  # seconds before the first retry; doubled each time
@@ -68,32 +71,41 @@ def build_application(
 ) -> Application:
     """The bot, ready to be run by polling or fed by a webhook: settings, handlers and the index wired in.
 
-    ``request`` replaces the HTTP client of the Bot API calls (not of ``getUpdates``) and then brings its
-    own timeouts; webhook mode passes one that counts replies and errors for its metrics.
+    ``request`` replaces the HTTP client of the Bot API calls (not of ``getUpdates``); webhook mode passes
+    one that counts replies and errors for its metrics. Both clients are :class:`AiohttpRequest` objects
+    with the timeouts of :func:`request_options`.
     """
     quiet_http_logs()
     protect_token_in_logs(token)
     tg = settings.telegram
     builder = (
         ApplicationBuilder()
+        .application_class(BotApplication)
         .token(token)
         .base_url(tg.base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEWS))
         .rate_limiter(RetryingRateLimiter(max_retries=_RETRY_AFTER_429))
         .concurrent_updates(tg.concurrent_updates)
-        .get_updates_connect_timeout(tg.connect_timeout)
-        .get_updates_read_timeout(tg.read_timeout)
+        .request(request or AiohttpRequest(**request_options(settings)))
+        .get_updates_request(AiohttpRequest(**request_options(settings, connections=1)))
         .context_types(ContextTypes(context=BotContext))
         .post_init(setup_bot)
     )
-    if request is None:
-        builder = builder.connect_timeout(tg.connect_timeout).read_timeout(tg.read_timeout)
-    else:
-        builder = builder.request(request)
     application = builder.build()
     application.bot_data[handlers.SERVICES_KEY] = Services.create(settings, index)
     add_handlers(application)
     return application
+
+
+def request_options(settings: Settings, *, connections: int = CONNECTION_POOL_SIZE) -> dict[str, Any]:
+    """Keyword arguments for an :class:`AiohttpRequest` (or a subclass) talking to the Bot API."""
+    tg = settings.telegram
+    return {
+        "connection_pool_size": connections,
+        "connect_timeout": tg.connect_timeout,
+        "read_timeout": tg.read_timeout,
+        "pool_timeout": tg.read_timeout,  # wait for a free connection rather than drop a reply
+    }
 
 
 def add_handlers(application: Application) -> None:
@@ -155,6 +167,22 @@ def run_polling(settings: Settings, index: SearchIndex, token: str) -> None:
         ) from None
 
 
+class BotApplication(Application):
+    """python-telegram-bot's ``Application``, which also closes its HTTP clients when ``initialize()``
+    fails (a rejected token, an unreachable Bot API).
+
+    ``Application.shutdown()`` does nothing for an Application that never finished initialising, so
+    the aiohttp sessions would stay open and be reported as leaked when the process exits.
+    """
+
+    async def initialize(self) -> None:
+        try:
+            await super().initialize()
+        except Exception:
+            await self.bot.shutdown()
+            raise
+
+
 class RetryingRateLimiter(AIORateLimiter):
     """``AIORateLimiter`` (outgoing flood control; waits out 429 ``retry_after``) that also retries requests
     which certainly did not reach Telegram or failed on its side (5xx, refused connections).
@@ -189,7 +217,7 @@ def _worth_retrying(error: NetworkError) -> bool:
     if isinstance(error, BadRequest):
         return False
     if isinstance(error, TimedOut):  # only if the request never left: no connection, or none free
-        return isinstance(error.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
+        return never_sent(error)
     return True
 
 

@@ -16,7 +16,7 @@ services (tests, benchmarks) can live in one process without "duplicated timeser
     metrics = BotMetrics()
     metrics.observe_index(index.stats)
     application = build_application(settings, TimedIndex(index, metrics), token,
-                                    request=MetricsRequest(metrics, connect_timeout=10, read_timeout=30))
+                                    request=MetricsRequest(metrics, **request_options(settings)))
     body = metrics.exposition()        # bytes for GET /metrics, media type metrics.CONTENT_TYPE
 """
 
@@ -36,7 +36,9 @@ from prometheus_client import (
 )
 from telegram import Update
 from telegram.error import NetworkError, TimedOut
-from telegram.request import HTTPXRequest, RequestData
+from telegram.request import BaseRequest, RequestData
+
+from bot.http_client import AiohttpRequest
 
 if TYPE_CHECKING:
     from retrieval import IndexStats, SearchIndex, SearchResult
@@ -110,8 +112,9 @@ class BotMetrics:
         return generate_latest(self.registry)
 
 
-class MetricsRequest(HTTPXRequest):
-    """python-telegram-bot's HTTP client, counting answers that went out and calls that failed.
+class MetricsRequest(AiohttpRequest):
+    """The bot's HTTP client (:class:`~bot.http_client.AiohttpRequest`), counting answers that went out
+    and calls that failed.
 
     It sees every attempt, retries included, so an error that a retry then cured still shows: that is what
     an operator wants to know about a flaky network or flood control.
@@ -128,10 +131,10 @@ class MetricsRequest(HTTPXRequest):
         url: str,
         method: str,
         request_data: RequestData | None = None,
-        read_timeout: Any = HTTPXRequest.DEFAULT_NONE,
-        write_timeout: Any = HTTPXRequest.DEFAULT_NONE,
-        connect_timeout: Any = HTTPXRequest.DEFAULT_NONE,
-        pool_timeout: Any = HTTPXRequest.DEFAULT_NONE,
+        read_timeout: Any = BaseRequest.DEFAULT_NONE,
+        write_timeout: Any = BaseRequest.DEFAULT_NONE,
+        connect_timeout: Any = BaseRequest.DEFAULT_NONE,
+        pool_timeout: Any = BaseRequest.DEFAULT_NONE,
     ) -> tuple[int, bytes]:
         api_method = url.rsplit("/", 1)[-1]  # ".../bot<token>/sendMessage": never the token
         try:

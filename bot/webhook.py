@@ -56,7 +56,7 @@ from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application
 
-from bot.app import ALLOWED_UPDATES, build_application, protect_token_in_logs, setup_bot
+from bot.app import ALLOWED_UPDATES, build_application, protect_token_in_logs, request_options, setup_bot
 from bot.config import ConfigError, Settings
 from bot.metrics import CONTENT_TYPE, BotMetrics, MetricsRequest, TimedIndex
 
@@ -71,10 +71,6 @@ MAX_BODY_BYTES = 1024 * 1024  # Telegram's updates are a few KiB; nginx's site a
 HTTP_GRACE = 5.0  # seconds the HTTP server gives requests in progress when stopping
 DRAIN_TIMEOUT = 25.0  # seconds the Application then gets to answer the updates it accepted
 KEEP_ALIVE = 75  # seconds an idle proxy connection stays open: longer than nginx's upstream keepalive
-# Connections to the Bot API. httpcore checks every pooled connection twice per request (~35 µs each), so
-# python-telegram-bot's default of 256 costs ~1 ms per reply under load; 8 connections carry far more than
-# the 30 messages a second Telegram allows a bot.
-POOL_SIZE = 8
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
 _WARN_EVERY = 60.0  # seconds between two warnings about refused requests
 
@@ -154,14 +150,7 @@ class WebhookService:
         self._stats = index.stats
         self.metrics = BotMetrics()
         self.metrics.observe_index(self._stats)
-        tg = settings.telegram
-        request = MetricsRequest(
-            self.metrics,
-            connection_pool_size=POOL_SIZE,
-            pool_timeout=tg.read_timeout,  # wait for a free connection rather than drop a reply
-            connect_timeout=tg.connect_timeout,
-            read_timeout=tg.read_timeout,
-        )
+        request = MetricsRequest(self.metrics, **request_options(settings))
         self.application: Application = build_application(
             settings, TimedIndex(index, self.metrics), token, request=request  # type: ignore[arg-type]
         )

@@ -16,13 +16,13 @@ import itertools
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from telegram.error import NetworkError, TimedOut
 from telegram.ext import Application
@@ -30,6 +30,7 @@ from telegram.ext import Application
 from bot.app import ALLOWED_UPDATES, RetryingRateLimiter, build_application
 from bot.config import Settings
 from bot.handlers import SERVICES_KEY
+from bot.http_client import AiohttpRequest
 from retrieval import SearchIndex, SearchResult
 from tests.conftest import REPO
 from tests.fake_telegram import (
@@ -527,14 +528,27 @@ async def test_lost_connections_are_retried_but_read_timeouts_are_not():
             raise failure
         return True
 
-    refused = NetworkError("connection refused")
-    refused.__cause__ = httpx.ConnectError("refused")
+    async def failure_of(request: AiohttpRequest, url: str) -> NetworkError:
+        async with request:
+            try:
+                await request.post(url, None)
+            except NetworkError as error:
+                return error
+        raise AssertionError("the call did not fail")
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    refused = await failure_of(AiohttpRequest(), f"http://127.0.0.1:{closed}/bot{TOKEN}/sendMessage")
     assert await limiter.process_request(flaky, (refused,), {}, "sendMessage", {"chat_id": 1}, None)
     assert len(attempts) == 2
 
     attempts.clear()
-    read_timeout = TimedOut("timed out")
-    read_timeout.__cause__ = httpx.ReadTimeout("slow")
+    async with FakeTelegram(token=TOKEN) as tg:
+        tg.delay_next("sendMessage", 1.0)
+        read_timeout = await failure_of(AiohttpRequest(read_timeout=0.1),
+                                        f"{tg.api_url}{TOKEN}/sendMessage")
+    assert isinstance(read_timeout, TimedOut)
     with pytest.raises(TimedOut):
         await limiter.process_request(flaky, (read_timeout,), {}, "sendMessage", {"chat_id": 1}, None)
     assert len(attempts) == 1
