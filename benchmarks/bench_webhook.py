@@ -14,9 +14,11 @@ What runs, each in its own process, all on loopback:
 * the service: the real ``corpus-bot run --mode webhook`` (``bot.cli.main``) with a config file, started
   after ``corpus-bot index`` has built the index cache, so the start only loads it;
 * this script: a scheduler sending updates at a fixed rate (open loop) through ``--clients`` concurrent
-  httpx clients (one keep-alive connection each). Each update has its own message id (the reply quotes it,
-  which is how a reply is matched to its update) and comes from one of ``USERS`` users in turn, so nobody
-  reaches the per-user question limit; each is a question that finds something.
+  aiohttp clients (one keep-alive connection each; aiohttp keeps the generator's own CPU per update low,
+  which matters on a machine where it shares two cores with the rest). Each update has its own message
+  id (the reply quotes it, which is how a reply is matched to its update) and comes from one of
+  ``USERS`` users in turn, so nobody reaches the per-user question limit; each is a question that finds
+  something.
 
 Latency is measured from the moment an update was due to be posted to the moment its ``sendMessage``
 reached the fake (``time.monotonic`` is one clock for all processes on Linux). Counting from the due time,
@@ -52,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,43 +240,47 @@ async def run_load(
         for _ in range(clients):
             queue.put_nowait(None)
 
-    async def client() -> None:
+    async def client(http: aiohttp.ClientSession) -> None:
         headers = {SECRET_HEADER: SECRET, "Content-Type": "application/json"}
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(limits=limits, timeout=30) as http:
-            while (item := await queue.get()) is not None:
-                i, due = item
-                message_id = first_id + i
-                due_by_id[message_id] = due
-                body = make_update(message_id, FIRST_USER + message_id % USERS, questions[i % len(questions)])
-                lags.append((due, time.monotonic() - due))
-                try:
-                    response = await http.post(service_url, content=body, headers=headers)
-                    status = response.status_code
-                except httpx.HTTPError:
-                    status = -1
-                if status == 200:
-                    acks.append((due, time.monotonic() - due))
-                else:
-                    errors[status] = errors.get(status, 0) + 1
+        while (item := await queue.get()) is not None:
+            i, due = item
+            message_id = first_id + i
+            due_by_id[message_id] = due
+            body = make_update(message_id, FIRST_USER + message_id % USERS, questions[i % len(questions)])
+            lags.append((due, time.monotonic() - due))
+            try:
+                async with http.post(service_url, data=body, headers=headers) as response:
+                    await response.read()
+                    status = response.status
+            except (aiohttp.ClientError, TimeoutError):
+                status = -1
+            if status == 200:
+                acks.append((due, time.monotonic() - due))
+            else:
+                errors[status] = errors.get(status, 0) + 1
 
-    async def collect() -> None:
-        async with httpx.AsyncClient(timeout=10) as http:
-            give_up: float | None = None
-            while True:
-                response = await http.post(f"{fake_url}/bot{TOKEN}/benchArrivals")
-                for message_id, arrived in response.json()["result"]:
+    async def collect(http: aiohttp.ClientSession) -> None:
+        give_up: float | None = None
+        while True:
+            async with http.post(f"{fake_url}/bot{TOKEN}/benchArrivals") as response:
+                for message_id, arrived in (await response.json())["result"]:
                     arrival_by_id.setdefault(message_id, arrived)
-                if sending_done.is_set():
-                    give_up = give_up or time.monotonic() + LATE_AFTER
-                    if len(arrival_by_id) >= len(due_by_id) or time.monotonic() > give_up:
-                        return
-                await asyncio.sleep(0.1)
+            if sending_done.is_set():
+                give_up = give_up or time.monotonic() + LATE_AFTER
+                if len(arrival_by_id) >= len(due_by_id) or time.monotonic() > give_up:
+                    return
+            await asyncio.sleep(0.1)
 
-    collector = asyncio.create_task(collect())
-    await asyncio.gather(schedule(), *(client() for _ in range(clients)))
-    sending_done.set()
-    await collector
+    # aiohttp (HTTP parsing in C) keeps the load generator's own CPU per update low: it shares the two
+    # cores with the service and the fake. One keep-alive connection per client.
+    timeout = aiohttp.ClientTimeout(total=30)
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http, \
+            aiohttp.ClientSession(timeout=timeout) as poller:
+        collector = asyncio.create_task(collect(poller))
+        await asyncio.gather(schedule(), *(client(http) for _ in range(clients)))
+        sending_done.set()
+        await collector
 
     measured = [m for m, due in due_by_id.items() if measure_from <= due < measure_to]
     latencies = [1000 * (arrival_by_id[m] - due_by_id[m]) for m in measured if m in arrival_by_id]
@@ -305,10 +312,19 @@ def cpu_seconds(pid: int | None = None) -> float:
 def measure_load(pids: dict[str, int | None], *args: Any) -> LoadResult:
     """:func:`run_load` with the CPU time each process spent on it, per update sent."""
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    result = asyncio.run(run_load(*args))
+    result = run_async(run_load(*args))
     result.cpu_ms = {name: 1000 * (cpu_seconds(pid) - before[name]) / max(1, result.sent)
                      for name, pid in pids.items()}
     return result
+
+
+def run_async(coroutine: Any) -> Any:
+    """``asyncio.run`` on uvloop when it is there (a lighter event loop for the load generator)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -469,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes.append(f"{corpus.name}: {sentences:,} sentences, index built/checked in {built:.1f} s")
             try:
                 log(f"{corpus.name}: priming at {PRIME_RATE:g} updates/s for {PRIME_SECONDS:g} s ...")
-                primed = asyncio.run(run_load(f"http://127.0.0.1:{port}/telegram", fake_url, PRIME_RATE, 0,
+                primed = run_async(run_load(f"http://127.0.0.1:{port}/telegram", fake_url, PRIME_RATE, 0,
                                               PRIME_SECONDS, args.clients, corpus.questions, next_id))
                 next_id += primed.sent + 1
                 for rate in rates:

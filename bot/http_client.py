@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from telegram._utils.defaultvalue import DefaultValue
@@ -41,11 +43,13 @@ class AiohttpRequest(BaseRequest):
 
     The session is made in :meth:`initialize` (inside the running event loop, as aiohttp requires) and
     closed in :meth:`shutdown`; python-telegram-bot calls both. Proxies from the usual environment
-    variables (``HTTPS_PROXY``, ``NO_PROXY``…) are honoured, as python-telegram-bot's own client does.
+    variables (``HTTPS_PROXY``, ``NO_PROXY``…) are honoured, as python-telegram-bot's own client does;
+    they are looked up once per host (aiohttp's ``trust_env`` would read them, and ``~/.netrc``, in a
+    worker thread on every call).
     """
 
     __slots__ = ("_connect_timeout", "_media_write_timeout", "_pool_size", "_pool_timeout",
-                 "_read_timeout", "_session", "_write_timeout")  # fmt: skip
+                 "_proxies", "_read_timeout", "_session", "_write_timeout")  # fmt: skip
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class AiohttpRequest(BaseRequest):
         self._pool_timeout = pool_timeout
         self._media_write_timeout = media_write_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str], str | None] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -77,7 +82,6 @@ class AiohttpRequest(BaseRequest):
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": self.USER_AGENT},
-                trust_env=True,
                 # The Bot API answers JSON; python-telegram-bot parses it. No cookies are involved.
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=True,
@@ -121,7 +125,10 @@ class AiohttpRequest(BaseRequest):
             body = _json_body(request_data.parameters)
             headers = {"Content-Type": "application/json"}
         try:
-            async with session.request(method, url, data=body, headers=headers, timeout=timeout) as response:
+            proxy = self._proxy_for(url)
+            async with session.request(
+                method, url, data=body, headers=headers, timeout=timeout, proxy=proxy
+            ) as response:
                 return response.status, await response.read()
         except aiohttp.ConnectionTimeoutError as error:
             raise TimedOut(
@@ -132,6 +139,14 @@ class AiohttpRequest(BaseRequest):
             raise TimedOut from error
         except aiohttp.ClientError as error:
             raise NetworkError(f"aiohttp.{type(error).__name__}: {_without_url(str(error), url)}") from error
+
+    def _proxy_for(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "")
+        if key not in self._proxies:
+            proxy = urllib.request.getproxies().get(parts.scheme)
+            self._proxies[key] = None if not proxy or urllib.request.proxy_bypass(key[1]) else proxy
+        return self._proxies[key]
 
 
 def never_sent(error: NetworkError) -> bool:

@@ -120,3 +120,14 @@ async def test_the_client_must_be_initialized_and_can_be_again_after_shutdown():
 def test_the_pool_needs_a_connection():
     with pytest.raises(ValueError, match="connection_pool_size"):
         AiohttpRequest(connection_pool_size=0)
+
+
+def test_proxies_come_from_the_environment_once_per_host(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    request = AiohttpRequest()
+    assert request._proxy_for(f"https://bot-api.example.org/bot{TOKEN}/getMe") == "http://proxy.internal:3128"
+    assert request._proxy_for("http://127.0.0.1:8081/bot/getMe") is None  # bypassed, and no HTTP_PROXY
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert request._proxy_for(f"https://bot-api.example.org/bot{TOKEN}/sendMessage") == "http://proxy.internal:3128"
+    assert AiohttpRequest()._proxy_for("https://bot-api.example.org/bot/getMe") is None
