@@ -1,9 +1,9 @@
 """The bot's conversation: thin ``async (update, context)`` handlers that ask the index and render the answer.
 
-Each handler does three things: work out what the user asked, run the search off the event loop (it is
-CPU work, and ``concurrent_updates`` lets other chats go on meanwhile), and send what :mod:`bot.render`
-made of the result. Anything a user can send ends in a sensible reply or in silence; real failures go to
-:func:`on_error`, which logs them and keeps the bot running.
+Each handler does three things: work out what the user asked, run the search (in line when it is quick,
+in a worker thread when the index says it may take long, so other chats go on meanwhile), and send what
+:mod:`bot.render` made of the result. Anything a user can send ends in a sensible reply or in silence;
+real failures go to :func:`on_error`, which logs them and keeps the bot running.
 
 Where a question comes from:
 
@@ -164,13 +164,23 @@ def _reply_to(message: Message) -> ReplyParameters:
 async def _search(
     context: BotContext, question: str, *, k: int, offset: int = 0, chat_id: int | None = None
 ) -> SearchResult:
-    """Run the search in a worker thread; show "typing…" in ``chat_id`` while it takes more than a moment."""
+    """Search; show "typing…" in ``chat_id`` while it takes more than a moment.
+
+    Most questions take well under a millisecond even at a million sentences: they run right here, since
+    handing them to a thread costs more than the search (under load it made the replies' p99 latency ten
+    times worse, ``benchmarks/bench_webhook.py``). The ones the index says may take long (phrases) run in
+    a worker thread, so other chats go on meanwhile.
+    """
     services = context.services
     started = time.perf_counter()
-    search = asyncio.ensure_future(asyncio.to_thread(services.index.search, question, k, offset))
-    if chat_id is not None:
-        await _typing_until_done(context, chat_id, search, services.typing_after)
-    result = await search
+    index = services.index
+    if index.may_take_long(question):
+        search = asyncio.ensure_future(asyncio.to_thread(index.search, question, k, offset))
+        if chat_id is not None:
+            await _typing_until_done(context, chat_id, search, services.typing_after)
+        result = await search
+    else:
+        result = index.search(question, k, offset)
     logger.debug(
         "search: %d chars, offset %d -> %d of %d hits%s in %.0f ms",
         len(question), offset, len(result.hits), result.total,

@@ -163,8 +163,8 @@ class MetricsRequest(AiohttpRequest):
 class TimedIndex:
     """A ``SearchIndex`` whose ``search`` calls are timed into ``corpus_bot_search_seconds``.
 
-    Everything else is the index's own (``stats``, ``context``, ``fingerprint``…). ``search`` runs in
-    worker threads; prometheus_client's histograms are thread-safe.
+    Everything else is the index's own (``stats``, ``context``, ``fingerprint``…). Some ``search`` calls
+    run in worker threads; prometheus_client's histograms are thread-safe.
     """
 
     def __init__(self, index: SearchIndex, metrics: BotMetrics) -> None:

@@ -424,12 +424,13 @@ def render_results(
 
 def _results_header(result: SearchResult, shown: int) -> Fragment:
     first, last = result.offset + 1, result.offset + shown
-    if result.total == 1:
+    of = f"of about {result.total:,}" if result.total_is_estimate else f"of {result.total:,}"
+    if result.total == 1 and not result.total_is_estimate:
         counted = "🔎 The one quote for "
     elif shown == 1:
-        counted = f"🔎 Quote {first} of {result.total:,} for "
+        counted = f"🔎 Quote {first} {of} for "
     else:
-        counted = f"🔎 Quotes {first}–{last} of {result.total:,} for "
+        counted = f"🔎 Quotes {first}–{last} {of} for "
     return _question_line(counted, result.question)
 
 

@@ -55,6 +55,7 @@ class SearchResult:
     unknown_words: tuple[str, ...] = ()  # query words found nowhere in the corpus
     suggestions: dict[str, tuple[str, ...]] = field(default_factory=dict)  # word -> "did you mean"
     error: str | None = None  # the question could not be understood (e.g. a bad date filter)
+    total_is_estimate: bool = False  # a phrase of common words: total extrapolated from the ones checked
 
     @property
     def empty(self) -> bool:
@@ -105,7 +106,14 @@ class IndexSettings:
 STORE_FORMAT = "corpus-bot-index-1"
 MAX_QUESTION_CHARS = 4096
 _EXAMPLE_SAMPLE = 20_000  # sentences read to find example questions
-_PHRASE_VERIFY_LIMIT = 5000  # candidates checked word by word for a phrase, best first
+# A phrase is checked word by word in the candidates that hold all its words, best first: all of them when
+# there are at most _PHRASE_EXACT (an exact total), else until the page is full, and never more than
+# _PHRASE_VERIFY_LIMIT (a phrase of common words that seldom stand together). The total is then estimated
+# from an even sample of the rest. A check costs ~0.1 ms: a few tens of ms for "of the" at 1M sentences.
+_PHRASE_EXACT = 300
+_PHRASE_SAMPLE = 200
+_PHRASE_VERIFY_LIMIT = 2000
+_SCAN_BYTES = 16 * 2**20  # text scanned for a phrase of stop words only (~0.1 s); beyond it, an estimate
 _NO_WORDS = "Your question has no words to search for. Try a few words from the topic you are after."
 _ONLY_COMMON = "Your question has only very common words (like “the” or “what”). Add a more specific word."
 
@@ -239,6 +247,16 @@ class SearchIndex:
 
     # -- searching ------------------------------------------------------------------------------------
 
+    def may_take_long(self, question: str) -> bool:
+        """Whether ``search(question)`` may take more than a millisecond or two: a phrase is checked
+        sentence by sentence (tens of ms for common words at a million sentences). Everything else is a
+        walk over posting lists, well under a millisecond at that size. A caller on an event loop can
+        run the first kind in a worker thread and the rest in line."""
+        try:
+            return bool(parse_query(question[:MAX_QUESTION_CHARS]).phrases)
+        except QueryError:
+            return False
+
     def search(self, question: str, k: int = 5, offset: int = 0) -> SearchResult:
         """Rank the sentences against ``question``. Never raises for what a user may type."""
         question = question[:MAX_QUESTION_CHARS]
@@ -251,6 +269,7 @@ class SearchIndex:
             return SearchResult(question, (), 0, offset, error=_NO_WORDS)
 
         analyzer, inverted = self._analyzer, self._inverted
+        scanned_share = 1.0  # the part of the corpus the candidates come from
         terms = analyzer.terms(query.text)
         phrases = [[w.term for w in analyzer.words(p)] for p in query.phrases]
         phrases = [p for p in phrases if p]
@@ -272,7 +291,8 @@ class SearchIndex:
             scored = inverted.score(term_ids)
             ids, scores = scored.ids, scored.scores
         elif phrases and not terms:
-            ids = self._scan_phrases(query.phrases)  # a phrase of stop words only: no postings to use
+            # A phrase of stop words only: no postings to use; the text is scanned, maybe only in part.
+            ids, scanned_share = self._scan_phrases(query.phrases)
             scores = np.ones(ids.size)
         else:
             ids, scores = np.zeros(0, np.int64), np.zeros(0)
@@ -280,10 +300,14 @@ class SearchIndex:
         if query.excluded or query.phrases or query.has_date_filter:
             keep = self._filter_mask(ids, query)
             ids, scores = ids[keep], scores[keep]
+        unchecked: float | None = None  # phrase matches estimated among the candidates not checked
         if phrases and ids.size:
-            ids, scores = self._verify_phrases(ids, scores, phrases)
+            ids, scores, unchecked = self._verify_phrases(ids, scores, phrases, need=2 * (offset + k) + 8)
 
         total = self._count_distinct(ids)
+        estimated = unchecked is not None or scanned_share < 1.0
+        if estimated:
+            total = max(total, round((total + (unchecked or 0.0)) / scanned_share))
         weak = False
         if ids.size and term_ids:
             best_coverage = inverted.coverage(int(ids[int(np.argmax(scores))]), term_ids)
@@ -296,7 +320,8 @@ class SearchIndex:
             spans = highlight_spans(text, analyzer, term_set, phrases)
             hits.append(self._make_hit(sentence_id, score, spans, text))
         hits = tuple(hits)
-        return SearchResult(question, hits, total, offset, weak, unknown, suggestions)
+        return SearchResult(question, hits, total, offset, weak, unknown, suggestions,
+                            total_is_estimate=estimated)
 
     def _known_share(self, terms: Sequence[str]) -> float:
         """The part of the question's weight the corpus knows: words found nowhere weigh as the rarest."""
@@ -348,29 +373,62 @@ class SearchIndex:
         return holding
 
     def _verify_phrases(
-        self, ids: np.ndarray, scores: np.ndarray, phrases: list[list[str]]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        order = np.lexsort((ids, -scores))[:_PHRASE_VERIFY_LIMIT]
+        self, ids: np.ndarray, scores: np.ndarray, phrases: list[list[str]], need: int
+    ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """The candidates that hold every phrase, best first, and, when not all of them were checked, the
+        number of matches expected among the rest (from an even sample of them)."""
+        order = np.lexsort((ids, -scores)).tolist()
         good = []
-        for j in order:
-            surface = [w.term for w in self._analyzer.words(self._store.text(int(ids[j])))]
-            if all(phrase_positions(surface, phrase) for phrase in phrases):
+        checked = 0
+        for j in order[:_PHRASE_VERIFY_LIMIT]:
+            if checked >= _PHRASE_EXACT and len(good) >= need:
+                break
+            checked += 1
+            if self._holds_phrases(int(ids[j]), phrases):
                 good.append(j)
         chosen = np.asarray(good, dtype=np.int64)
-        return ids[chosen], scores[chosen]
+        rest = order[checked:]
+        if not rest:
+            return ids[chosen], scores[chosen], None
+        # The best-ranked candidates are not typical of the rest: estimate from an even sample instead.
+        sample = [rest[int(i)] for i in np.linspace(0, len(rest) - 1, min(len(rest), _PHRASE_SAMPLE))]
+        holding = sum(self._holds_phrases(int(ids[j]), phrases) for j in sample)
+        return ids[chosen], scores[chosen], holding / len(sample) * len(rest)
 
-    def _scan_phrases(self, phrases: Sequence[str]) -> np.ndarray:
-        """Sentences holding a phrase made only of stop words: a scan of the text blob, then a word check."""
+    def _holds_phrases(self, sentence_id: int, phrases: list[list[str]]) -> bool:
+        surface = [w.term for w in self._analyzer.words(self._store.text(sentence_id))]
+        return all(phrase_positions(surface, phrase) for phrase in phrases)
+
+    def _scan_phrases(self, phrases: Sequence[str]) -> tuple[np.ndarray, float]:
+        """Sentences holding a phrase made only of stop words (a scan of the text blob; the words are checked
+        after), and the share of the text scanned: the scan stops once it has enough candidates."""
         words = [w.term for w in self._analyzer.words(phrases[0])]
         if not words:
-            return np.zeros(0, np.int64)
+            return np.zeros(0, np.int64), 1.0
         pattern = re.compile(
-            rb"(?<!\w)" + rb"\W+".join(re.escape(w.encode("utf-8")) for w in words) + rb"(?!\w)",
+            rb"\W+".join(re.escape(w.encode("utf-8")) for w in words) + rb"(?!\w)",
             re.IGNORECASE,
         )
-        blob = self._store.blob.all()
-        starts = np.fromiter((m.start() for m in pattern.finditer(blob)), dtype=np.int64)
-        return np.unique(self._store.sentence_at_byte(starts)) if starts.size else starts
+        # Enough matches for the phrase check, not every one ("of the" is in every other sentence), and not
+        # more than _SCAN_BYTES of text (a rare pairing of stop words would mean reading all of it).
+        size = self._store.blob.size
+        text = self._store.blob.read(0, min(size, _SCAN_BYTES))
+        end = len(text)
+        found: list[int] = []
+        for match in pattern.finditer(text):
+            start = match.start()
+            before = text[start - 1 : start] if start else b""
+            if before.isalnum() or before == b"_":
+                continue  # inside a word (checked here: a look-behind in the pattern is 2x slower)
+            found.append(start)
+            if len(found) >= _PHRASE_VERIFY_LIMIT:
+                end = match.end()
+                break
+        scanned = end / size if size else 1.0
+        if not found:
+            return np.zeros(0, np.int64), scanned
+        starts = np.asarray(found, dtype=np.int64)
+        return np.unique(self._store.sentence_at_byte(starts)), scanned
 
     def _count_distinct(self, ids: np.ndarray) -> int:
         """Distinct sentence texts among ``ids``: only the few sentences said elsewhere too need a look."""

@@ -160,6 +160,9 @@ class SlowIndex:
             time.sleep(self._seconds)
         return self._index.search(question, k, offset)
 
+    def may_take_long(self, question: str) -> bool:
+        return self._slow_for is None or self._slow_for in question
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._index, name)
 

@@ -331,3 +331,11 @@ def test_utf16_length_counts_like_telegram():
     assert utf16_len("abc") == 3
     assert utf16_len("😀") == 2
     assert utf16_len("é") == 1
+
+
+def test_an_estimated_total_says_about():
+    result = make_result([make_hit("Of the people, by the people.")], total=1_400, total_is_estimate=True)
+    reply = render_results(result, page_size=3, max_pages=10, fingerprint="f")
+    assert "Quote 1 of about 1,400 for" in reply.text
+    one = make_result([make_hit("Of the people.")], total=1, total_is_estimate=True)
+    assert "of about 1 for" in render_results(one, page_size=3, max_pages=10, fingerprint="f").text

@@ -187,3 +187,45 @@ def test_searching_is_thread_safe(index: SearchIndex) -> None:
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda q: (q, [h.sentence_id for h in index.search(q).hits]), questions))
     assert all(ids == expected[q] for q, ids in results)
+
+
+def _fruit_market(folder: Path, together: int, apart: int) -> SearchIndex:
+    """``together`` sentences with "red apple", ``apart`` with both words not side by side."""
+    lines = [f"Stall {i} sold a red apple to customer {i}." for i in range(together)]
+    lines += [f"Stall {i} sold an apple that was red to customer {i}." for i in range(apart)]
+    (folder / "market.txt").write_text(" date 2020-05-05 Market Day\n\n" + " ".join(lines), encoding="utf-8")
+    return SearchIndex.build(load_corpus(folder).documents)
+
+
+def test_a_phrase_with_few_candidates_gets_an_exact_total(tmp_path: Path) -> None:
+    index = _fruit_market(tmp_path, together=40, apart=60)
+    result = index.search('"red apple"', 3)
+    assert result.total == 40 and not result.total_is_estimate
+    assert all("red apple" in hit.text for hit in result.hits)
+
+
+def test_a_phrase_of_common_words_checks_only_what_the_page_needs(tmp_path: Path) -> None:
+    index = _fruit_market(tmp_path, together=1500, apart=1500)
+    result = index.search('"red apple"', 3)
+    assert result.total_is_estimate
+    assert 1000 <= result.total <= 2000  # about half of the 3,000 candidates
+    assert len(result.hits) == 3 and all("red apple" in hit.text for hit in result.hits)
+    deeper = index.search('"red apple"', 3, offset=60)  # a later page checks further
+    assert len(deeper.hits) == 3 and all("red apple" in hit.text for hit in deeper.hits)
+    assert not {h.sentence_id for h in deeper.hits} & {h.sentence_id for h in result.hits}
+
+
+def test_a_phrase_of_stop_words_stops_scanning_once_it_has_enough(tmp_path: Path) -> None:
+    lines = [f"Stall {i} is one of the best." for i in range(5000)]
+    (tmp_path / "stalls.txt").write_text(" date 2020-05-05 Stalls\n\n" + " ".join(lines), encoding="utf-8")
+    index = SearchIndex.build(load_corpus(tmp_path).documents)
+    result = index.search('"of the"', 3)
+    assert result.total_is_estimate
+    assert 3500 <= result.total <= 6500
+    assert all("of the" in hit.text for hit in result.hits)
+
+
+def test_only_phrases_are_said_to_take_long(index: SearchIndex) -> None:
+    assert index.may_take_long('"coral reefs"') and index.may_take_long("heat “coral reefs”")
+    assert not index.may_take_long("coral reefs -ocean after:2020")
+    assert not index.may_take_long("after:notadate")  # an error comes back at once
