@@ -149,8 +149,10 @@ def shorten(value: str, limit: int) -> str:
     return value[:end].rstrip() + ELLIPSIS
 
 
-def _prefix_units(value: str) -> list[int]:
+def _prefix_units(value: str) -> Sequence[int]:
     """``cum[i]`` = UTF-16 length of ``value[:i]``."""
+    if value.isascii() or utf16_len(value) == len(value):  # no character outside the BMP: one unit each
+        return range(len(value) + 1)
     cum = [0] * (len(value) + 1)
     total = 0
     for i, char in enumerate(value):
@@ -232,7 +234,7 @@ def fit_quote(value: str, spans: Sequence[tuple[int, int]], limit: int, max_bold
     return out
 
 
-def _window(value: str, marks: list[tuple[int, int]], cum: list[int], budget: int) -> tuple[int, int]:
+def _window(value: str, marks: list[tuple[int, int]], cum: Sequence[int], budget: int) -> tuple[int, int]:
     """The ``[start, end)`` of ``value`` (at most ``budget`` units) that best shows the matched words."""
     n = len(value)
     best: tuple[int, int] | None = None
