@@ -29,7 +29,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
@@ -105,10 +104,11 @@ class AiohttpRequest(BaseRequest):
         if session is None or session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         files = request_data.multipart_data if request_data and request_data.contains_files else None
-        read = self._read_timeout if isinstance(read_timeout, DefaultValue) else read_timeout
-        connect = self._connect_timeout if isinstance(connect_timeout, DefaultValue) else connect_timeout
-        pool = self._pool_timeout if isinstance(pool_timeout, DefaultValue) else pool_timeout
-        if isinstance(write_timeout, DefaultValue):
+        unset = BaseRequest.DEFAULT_NONE  # "not given": the documented way to tell it from None
+        read = self._read_timeout if read_timeout is unset else read_timeout
+        connect = self._connect_timeout if connect_timeout is unset else connect_timeout
+        pool = self._pool_timeout if pool_timeout is unset else pool_timeout
+        if write_timeout is unset:
             write_timeout = self._media_write_timeout if files else self._write_timeout
         timeout = aiohttp.ClientTimeout(
             total=_total(connect, pool, write_timeout, read),
