@@ -16,7 +16,7 @@ services (tests, benchmarks) can live in one process without "duplicated timeser
     metrics = BotMetrics()
     metrics.observe_index(index.stats)
     application = build_application(settings, TimedIndex(index, metrics), token,
-                                    request=MetricsRequest(metrics, **request_options(settings)))
+                                    request=MetricsRequest(metrics, **bot.app.request_options(settings)))
     body = metrics.exposition()        # bytes for GET /metrics, media type metrics.CONTENT_TYPE
 """
 
