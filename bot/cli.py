@@ -136,8 +136,8 @@ def _format_result(result: SearchResult, *, bold: bool) -> str:
     lines: list[str] = []
     if result.empty or result.weak:
         lines.append("No good match." if result.empty else "Only weak matches:")
-        for word, options in result.suggestions.items():
-            lines.append(f"  did you mean {' or '.join(options)} (for “{word}”)?")
+    for word, options in result.suggestions.items():
+        lines.append(f"  did you mean {' or '.join(options)} (for “{word}”)?")
     for rank, hit in enumerate(result.hits, start=1):
         date = hit.date.isoformat() if hit.date else "date unknown"
         lines.append(f"{rank}. {date} · {hit.title}  [{hit.doc}, score {hit.score:.2f}]")

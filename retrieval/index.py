@@ -169,11 +169,14 @@ class InvertedIndex:
     def postings(self, term_id: int) -> np.ndarray:
         return self.sentence_ids[self.indptr[term_id] : self.indptr[term_id + 1]]
 
-    def score(self, term_ids: Sequence[int]) -> ScoredSentences:
-        """Score every sentence holding at least one of ``term_ids`` (repeats count once per repeat)."""
-        counts: dict[int, int] = {}
-        for term_id in term_ids:
-            counts[term_id] = counts.get(term_id, 0) + 1
+    def score(self, term_ids: Sequence[int], weights: Sequence[float] | None = None) -> ScoredSentences:
+        """Score every sentence holding at least one of ``term_ids`` (repeats count once per repeat).
+
+        ``weights``, parallel to ``term_ids``, scales each term's contribution (1.0 each when omitted: plain
+        BM25); the question expansion gives its extra terms a weight below 1."""
+        counts: dict[int, float] = {}
+        for i, term_id in enumerate(term_ids):
+            counts[term_id] = counts.get(term_id, 0) + (1 if weights is None else weights[i])
         if not counts:
             return ScoredSentences(np.zeros(0, dtype=np.int64), np.zeros(0))
         constant = sum(float(self.base[t]) * m for t, m in counts.items())

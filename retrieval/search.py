@@ -16,10 +16,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from rapidfuzz import fuzz, process
 
 from retrieval.build import AnalysisConfig, Progress, build_parts
 from retrieval.corpus import Document
+from retrieval.expansion import (
+    COMPOUND,
+    QUESTION,
+    TYPO,
+    ExpansionSettings,
+    QueryExpander,
+    WeightedTerm,
+)
 from retrieval.highlight import highlight_spans, phrase_positions
 from retrieval.index import MIN_COVERAGE_WEIGHT, BM25Params, InvertedIndex, top_k
 from retrieval.query import Query, QueryError, parse_query
@@ -63,6 +70,22 @@ class SearchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryPlan:
+    """A question analysed and expanded: what the later stages score, filter and highlight."""
+
+    terms: tuple[WeightedTerm, ...]  # the question's terms (repeats kept) and the extra terms, with weights
+    term_ids: tuple[int, ...]  # the terms the index knows, as ids, parallel to ``weights``
+    weights: tuple[float, ...]
+    phrases: tuple[list[str], ...]  # each "phrase" as surface words
+    unknown: tuple[str, ...]  # question words the corpus does not have, as typed
+    suggestions: dict[str, tuple[str, ...]]  # unknown word -> corpus words it may be a misspelling of
+
+    @property
+    def question_terms(self) -> list[str]:
+        return [t.term for t in self.terms if t.source == QUESTION]
+
+
+@dataclass(frozen=True, slots=True)
 class ContextSentence:
     text: str
     sentence_id: int
@@ -91,6 +114,7 @@ class IndexSettings:
     max_sentence_chars: int = MAX_SENTENCE_CHARS
     ranking: BM25Params = field(default_factory=BM25Params)
     weak_coverage: float = 0.5  # below this share of the question's weight, the best hit is "weak"
+    expansion: ExpansionSettings = field(default_factory=ExpansionSettings)
 
     def analysis_config(self) -> AnalysisConfig:
         return AnalysisConfig(self.language, self.stop_words, self.stemming, self.max_sentence_chars)
@@ -136,7 +160,9 @@ class SearchIndex:
         self._analyzer = settings.analysis_config().analyzer()
         if inverted.params != settings.ranking:
             inverted.set_params(settings.ranking)
-        self._suggestion_terms: list[str] | None = None
+        self._expander = QueryExpander(
+            self._analyzer, inverted.term_ids, inverted.document_frequency, settings.expansion
+        )
         if fingerprint is None:
             digest = hashlib.sha256(settings.fingerprint.encode())
             digest.update(store.blob.all())
@@ -224,26 +250,20 @@ class SearchIndex:
         return examples
 
     def suggest(self, word: str, n: int = 3) -> list[str]:
-        """Corpus words spelled closest to ``word`` (for "did you mean"), most frequent first among equals."""
+        """Corpus words that ``word`` is a plausible misspelling of (a small edit distance for its length),
+        most frequent first, for "did you mean"; none for a word the corpus knows well."""
         folded = word.casefold()
-        if len(folded) < 3 or not folded.isalpha():
+        if not folded.isalpha():
             return []
-        if self._suggestion_terms is None:
-            self._suggestion_terms = [t for t in self._inverted.vocabulary if len(t) >= 3 and t.isalpha()]
-        stem = self._analyzer.stem(folded)
-        matches = process.extract(
-            stem, self._suggestion_terms, scorer=fuzz.ratio, limit=n * 4, score_cutoff=70
-        )
-        df = self._inverted.document_frequency
-        ranked = sorted(matches, key=lambda m: (-round(m[1]), -df[self._inverted.term_ids[m[0]]]))
+        terms = self._analyzer.terms(folded)
+        if len(terms) != 1:
+            return []
         words: list[str] = []
-        for term, _score, _ in ranked:
+        for term in self._expander.corrections(folded, terms[0]):
             surface = self._surface_word(term)
             if surface and surface != folded and surface not in words:
                 words.append(surface)
-            if len(words) >= n:
-                break
-        return words
+        return words[:n]
 
     # -- searching ------------------------------------------------------------------------------------
 
@@ -268,13 +288,45 @@ class SearchIndex:
         if query.is_empty:
             return SearchResult(question, (), 0, offset, error=_NO_WORDS)
 
+        plan = self._plan(query)
+        if not plan.question_terms and not plan.phrases:
+            return SearchResult(question, (), 0, offset, error=_ONLY_COMMON)
+        ids, scores, scanned_share = self._candidates(query, plan)
+        if query.excluded or query.phrases or query.has_date_filter:
+            keep = self._filter_mask(ids, query)
+            ids, scores = ids[keep], scores[keep]
+        unchecked: float | None = None  # phrase matches estimated among the candidates not checked
+        if plan.phrases and ids.size:
+            need = 2 * (offset + k) + 8
+            ids, scores, unchecked = self._verify_phrases(ids, scores, plan.phrases, need)
+
+        total = self._count_distinct(ids)
+        estimated = unchecked is not None or scanned_share < 1.0
+        if estimated:
+            total = max(total, round((total + (unchecked or 0.0)) / scanned_share))
+        weak = False
+        if ids.size and plan.term_ids:
+            best = int(ids[int(np.argmax(scores))])
+            weak = self._coverage(best, plan) < self.settings.weak_coverage
+        page = self._page(ids, scores, offset, k)
+        term_set = {t.term for t in plan.terms}
+        hits = []
+        for sentence_id, score in page:
+            text = self._store.text(sentence_id)
+            spans = highlight_spans(text, self._analyzer, term_set, plan.phrases)
+            hits.append(self._make_hit(sentence_id, score, spans, text))
+        return SearchResult(question, tuple(hits), total, offset, weak, plan.unknown, plan.suggestions,
+                            total_is_estimate=estimated)
+
+    # -- the stages of a search -----------------------------------------------------------------------
+
+    def _plan(self, query: Query) -> QueryPlan:
+        """Analyse and expand: the question's terms, the extra terms the corpus may use for them, phrases."""
         analyzer, inverted = self._analyzer, self._inverted
-        scanned_share = 1.0  # the part of the corpus the candidates come from
-        terms = analyzer.terms(query.text)
-        phrases = [[w.term for w in analyzer.words(p)] for p in query.phrases]
-        phrases = [p for p in phrases if p]
+        terms = self._expander.expand(query.text)
         for phrase_text in query.phrases:
-            terms.extend(analyzer.terms(phrase_text))
+            terms.extend(WeightedTerm(t, 1.0, QUESTION, t) for t in analyzer.terms(phrase_text))
+        phrases = [[w.term for w in analyzer.words(p)] for p in query.phrases]
         unknown = tuple(
             dict.fromkeys(
                 query.text[t.start : t.end]
@@ -282,54 +334,68 @@ class SearchIndex:
                 if t.term not in inverted.term_ids
             )
         )
-        term_ids = [inverted.term_ids[t] for t in terms if t in inverted.term_ids]
-        suggestions = {w: tuple(s) for w in unknown if (s := self.suggest(w))}
+        corrections: dict[str, list[str]] = {}
+        for weighted in terms:
+            if weighted.source == TYPO:
+                corrections.setdefault(weighted.word, []).append(weighted.term)
+        suggestions: dict[str, tuple[str, ...]] = {}
+        for word in unknown:
+            surfaces = [s for t in corrections.get(word.casefold(), ()) if (s := self._surface_word(t))]
+            if surfaces:
+                suggestions[word] = tuple(dict.fromkeys(surfaces))
+        known = [(inverted.term_ids[t.term], t.weight) for t in terms if t.term in inverted.term_ids]
+        return QueryPlan(
+            terms=tuple(terms),
+            term_ids=tuple(i for i, _ in known),
+            weights=tuple(w for _, w in known),
+            phrases=tuple(p for p in phrases if p),
+            unknown=unknown,
+            suggestions=suggestions,
+        )
 
-        if not terms and not phrases:
-            return SearchResult(question, (), 0, offset, error=_ONLY_COMMON)
-        if term_ids:
-            scored = inverted.score(term_ids)
-            ids, scores = scored.ids, scored.scores
-        elif phrases and not terms:
+    def _candidates(self, query: Query, plan: QueryPlan) -> tuple[np.ndarray, np.ndarray, float]:
+        """The sentences worth ranking, with their scores, and the share of the corpus they come from."""
+        if plan.term_ids:
+            scored = self._inverted.score(plan.term_ids, plan.weights)
+            return scored.ids, scored.scores, 1.0
+        if plan.phrases and not plan.question_terms:
             # A phrase of stop words only: no postings to use; the text is scanned, maybe only in part.
             ids, scanned_share = self._scan_phrases(query.phrases)
-            scores = np.ones(ids.size)
-        else:
-            ids, scores = np.zeros(0, np.int64), np.zeros(0)
+            return ids, np.ones(ids.size), scanned_share
+        return np.zeros(0, np.int64), np.zeros(0), 1.0
 
-        if query.excluded or query.phrases or query.has_date_filter:
-            keep = self._filter_mask(ids, query)
-            ids, scores = ids[keep], scores[keep]
-        unchecked: float | None = None  # phrase matches estimated among the candidates not checked
-        if phrases and ids.size:
-            ids, scores, unchecked = self._verify_phrases(ids, scores, phrases, need=2 * (offset + k) + 8)
-
-        total = self._count_distinct(ids)
-        estimated = unchecked is not None or scanned_share < 1.0
-        if estimated:
-            total = max(total, round((total + (unchecked or 0.0)) / scanned_share))
-        weak = False
-        if ids.size and term_ids:
-            best_coverage = inverted.coverage(int(ids[int(np.argmax(scores))]), term_ids)
-            weak = best_coverage * self._known_share(terms) < self.settings.weak_coverage
-        page = self._page(ids, scores, offset, k)
-        term_set = set(terms)
-        hits = []
-        for sentence_id, score in page:
-            text = self._store.text(sentence_id)
-            spans = highlight_spans(text, analyzer, term_set, phrases)
-            hits.append(self._make_hit(sentence_id, score, spans, text))
-        hits = tuple(hits)
-        return SearchResult(question, hits, total, offset, weak, unknown, suggestions,
-                            total_is_estimate=estimated)
-
-    def _known_share(self, terms: Sequence[str]) -> float:
-        """The part of the question's weight the corpus knows: words found nowhere weigh as the rarest."""
-        idf, term_ids = self._inverted.idf, self._inverted.term_ids
-        known = sum(max(float(idf[term_ids[t]]), MIN_COVERAGE_WEIGHT) for t in terms if t in term_ids)
-        n_unknown = sum(1 for t in terms if t not in term_ids)
+    def _coverage(self, sentence_id: int, plan: QueryPlan) -> float:
+        """The share of the question's weight one sentence matches. Each question word weighs as its rarest
+        known form (the word, or a spelling, form or correction of it the corpus has) and counts as matched
+        when the sentence holds any of them; a word the corpus has in no form weighs as the rarest."""
+        inverted = self._inverted
+        idf, term_ids = inverted.idf, inverted.term_ids
         unseen = math.log(len(self._store) + 0.5) - math.log(0.5)
-        return known / (known + n_unknown * unseen) if known else 0.0
+        repeats = Counter(t.word for t in plan.terms if t.source == QUESTION)
+        forms: dict[str, list[int]] = {word: [] for word in repeats}  # word -> its known forms
+        joined: dict[str, list[int]] = {word: [] for word in repeats}  # word -> compounds it is part of
+        for weighted in plan.terms:
+            term_id = term_ids.get(weighted.term)
+            if term_id is None:
+                continue
+            if weighted.source == COMPOUND and " " in weighted.word:
+                for word in weighted.word.split():
+                    joined.setdefault(word, []).append(term_id)
+            elif weighted.word in forms:
+                forms[weighted.word].append(term_id)
+        matched = total = 0.0
+        for word, count in repeats.items():
+            group = forms[word]
+            mass = max((max(float(idf[t]), MIN_COVERAGE_WEIGHT) for t in group), default=unseen) * count
+            total += mass
+            if any(self._holds(sentence_id, t) for t in group + joined.get(word, [])):
+                matched += mass
+        return matched / total if total else 0.0
+
+    def _holds(self, sentence_id: int, term_id: int) -> bool:
+        postings = self._inverted.postings(term_id)
+        where = int(np.searchsorted(postings, sentence_id))
+        return where < postings.size and int(postings[where]) == sentence_id
 
     def _filter_mask(self, ids: np.ndarray, query: Query) -> np.ndarray:
         keep = np.ones(ids.size, dtype=bool)
@@ -373,7 +439,7 @@ class SearchIndex:
         return holding
 
     def _verify_phrases(
-        self, ids: np.ndarray, scores: np.ndarray, phrases: list[list[str]], need: int
+        self, ids: np.ndarray, scores: np.ndarray, phrases: Sequence[list[str]], need: int
     ) -> tuple[np.ndarray, np.ndarray, float | None]:
         """The candidates that hold every phrase, best first, and, when not all of them were checked, the
         number of matches expected among the rest (from an even sample of them)."""
@@ -395,7 +461,7 @@ class SearchIndex:
         holding = sum(self._holds_phrases(int(ids[j]), phrases) for j in sample)
         return ids[chosen], scores[chosen], holding / len(sample) * len(rest)
 
-    def _holds_phrases(self, sentence_id: int, phrases: list[list[str]]) -> bool:
+    def _holds_phrases(self, sentence_id: int, phrases: Sequence[list[str]]) -> bool:
         surface = [w.term for w in self._analyzer.words(self._store.text(sentence_id))]
         return all(phrase_positions(surface, phrase) for phrase in phrases)
 

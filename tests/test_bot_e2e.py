@@ -232,12 +232,14 @@ async def test_a_huge_sentence_is_cut_around_the_match_and_fits(tg, small_index)
     assert utf16_len(reply["text"]) <= 4096
 
 
-async def test_nothing_found_suggests_the_closest_words(tg, small_index):
+async def test_a_misspelled_word_finds_what_was_meant_and_says_so(tg, small_index):
     async with running_bot(tg, small_index):
         reply = await ask(tg, "lighthuose")
-    assert "No quotes found for lighthuose" in reply["text"]
+        nothing = await ask(tg, "zqxvwk")
+    assert "lighthouse keeper counted seventeen ships" in reply["text"]
     assert "did you mean lighthouse" in reply["text"]
-    assert "reply_markup" not in reply
+    assert "No quotes found for zqxvwk" in nothing["text"]
+    assert "reply_markup" not in nothing
 
 
 # -- buttons -------------------------------------------------------------------------------------------

@@ -97,9 +97,11 @@ def test_questions_that_cannot_be_answered_say_why(index: SearchIndex) -> None:
 
 
 def test_unknown_words_get_suggestions_and_weak_matches_are_flagged(index: SearchIndex) -> None:
-    result = index.search("corel")
-    assert result.empty and result.unknown_words == ("corel",)
+    result = index.search("corel")  # a misspelling: searched as what it is close to, and said so
+    assert result.unknown_words == ("corel",)
     assert "coral" in result.suggestions["corel"]
+    assert result.hits and "Coral" in result.hits[0].text
+    assert index.search("zqxvwk").empty
     weak = index.search("coral zebras giraffes elephants")
     assert weak.hits and weak.weak
 

@@ -1,0 +1,87 @@
+"""The expand stage: each kind of extra term, weighted below the question's own; only terms the corpus has."""
+
+from __future__ import annotations
+
+import pytest
+
+from retrieval import Document, IndexSettings, SearchIndex
+from retrieval.analysis import Analyzer
+from retrieval.expansion import (
+    COMPOUND,
+    NO_EXPANSION,
+    QUESTION,
+    SPELLING,
+    TYPO,
+    WORD_FORM,
+    QueryExpander,
+    max_edit_distance,
+)
+from retrieval.index import InvertedIndex
+
+SENTENCES = [
+    "The color of the harbor changed at dusk.",
+    "The minister went home after the vote.",
+    "Two mice lived under the government building.",
+    "The government spent more on research this year.",
+    "Government research grants rose sharply.",
+    "The peacekeepers left the valley in spring.",
+    "A data base of every ship was kept.",
+    "Thorvaldsen carved the statue.",
+]
+
+
+@pytest.fixture(scope="module")
+def expander() -> QueryExpander:
+    analyzer = Analyzer()
+    inverted = InvertedIndex.from_term_lists([analyzer.terms(s) for s in SENTENCES])
+    return QueryExpander(analyzer, inverted.term_ids, inverted.document_frequency)
+
+
+def extra(expander: QueryExpander, text: str) -> dict[str, tuple[str, float]]:
+    return {t.term: (t.source, t.weight) for t in expander.expand(text) if t.source != QUESTION}
+
+
+def test_question_terms_come_first_with_weight_one_and_repeats(expander: QueryExpander) -> None:
+    terms = expander.expand("harbour harbour")
+    assert [(t.term, t.weight, t.source) for t in terms[:2]] == [("harbour", 1.0, QUESTION)] * 2
+
+
+def test_british_spelling_finds_the_american_one(expander: QueryExpander) -> None:
+    assert extra(expander, "colour of the harbour") == {"color": (SPELLING, 0.9), "harbor": (SPELLING, 0.9)}
+
+
+def test_irregular_forms_the_stemmer_misses(expander: QueryExpander) -> None:
+    assert extra(expander, "where did the minister go")["went"][0] == WORD_FORM
+    assert extra(expander, "a mouse")["mice"][0] == WORD_FORM
+
+
+def test_typos_are_corrected_against_the_corpus_only(expander: QueryExpander) -> None:
+    assert extra(expander, "goverment")["govern"][0] == TYPO
+    assert "research" in extra(expander, "reserch")
+    assert extra(expander, "thorvaldson") == {"thorvaldsen": (TYPO, 0.8)}  # a name: from the corpus
+    assert extra(expander, "government") == {}  # a known word is left alone
+    assert extra(expander, "cat") == {}  # too short to guess from
+
+
+def test_compounds_joined_and_split(expander: QueryExpander) -> None:
+    assert extra(expander, "peace keepers") == {"peacekeep": (COMPOUND, 0.8)}
+    assert extra(expander, "database") == {"data": (COMPOUND, 0.8), "base": (COMPOUND, 0.8)}
+
+
+def test_nothing_is_invented(expander: QueryExpander) -> None:
+    assert extra(expander, "theatre behaviour") == {}
+
+
+def test_edit_distance_grows_with_the_word() -> None:
+    assert [max_edit_distance(w) for w in ("cat", "word", "kingdom", "government")] == [0, 1, 1, 2]
+
+
+def test_expansion_off_is_plain_bm25() -> None:
+    documents = [Document(f"{i}.txt", f"D{i}", None, (s,)) for i, s in enumerate(SENTENCES)]
+    plain = SearchIndex.build(documents, IndexSettings(expansion=NO_EXPANSION))
+    expanded = SearchIndex.build(documents)
+    assert plain.search("colour").empty
+    assert expanded.search("colour").hits[0].text.startswith("The color of the harbor")
+    exact = expanded.search("harbor colour").hits[0]
+    assert exact.text.startswith("The color of the harbor")
+    assert {exact.text[a:b] for a, b in exact.spans} == {"color", "harbor"}  # the variant is highlighted
