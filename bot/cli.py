@@ -14,11 +14,13 @@ import argparse
 import json
 import logging
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings, read_token
-from retrieval import CorpusError, Hit, OpenedIndex, SearchResult, open_index
+from retrieval import CorpusError, Hit, OpenedIndex, SearchResult, open_index, open_vectors
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -103,8 +105,47 @@ def _open(
             bar.close()
 
 
+# `ask` embeds at most this many sentences itself (~1 minute); a larger corpus needs `corpus-bot index` first.
+_ASK_EMBEDS_AT_MOST = 5_000
+
+
+def _meaning(opened: OpenedIndex, settings: Settings, *, foreground: bool, show_progress: bool) -> None:
+    """Attach ranking by meaning to the index: finish the embeddings here (``foreground``) or say why not."""
+    build = open_vectors(opened.index, settings.index.cache_dir, threads=2 if foreground else 1)
+    if build is None or build.complete:
+        return
+    missing = build.total - build.done
+    if not foreground:
+        print(
+            f"note: ranking by meaning is not built yet ({missing:,} sentences to embed); "
+            "`corpus-bot index` builds it, words alone rank meanwhile",
+            file=sys.stderr,
+        )
+        return
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if not show_progress:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=done, unit=" sentences", desc="embedding", file=sys.stderr,
+                       leave=False)
+        bar.update(done - bar.n)
+
+    try:
+        build.run(progress)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def _ask(args: argparse.Namespace, settings: Settings) -> int:
     opened = _open(settings, args.corpus)
+    build_here = opened.index.stats.sentences <= _ASK_EMBEDS_AT_MOST
+    _meaning(opened, settings, foreground=build_here, show_progress=sys.stderr.isatty())
     if opened.problems:
         skipped = opened.skipped
         warnings = sum(1 for p in opened.problems if not p.skipped)
@@ -165,7 +206,41 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     print(opened.summary())
     if opened.cache_path:
         print(f"cache: {opened.cache_path}")
+    started = time.perf_counter()
+    _meaning(opened, settings, foreground=True, show_progress=sys.stderr.isatty())
+    progress = opened.index.semantic_progress
+    if progress is None:
+        print("ranking by meaning: off")
+    elif opened.index.semantic_ready:
+        took = time.perf_counter() - started
+        print(f"ranking by meaning: {progress[1]:,} sentences embedded ({took:.1f} s)")
+    else:
+        done, total = progress
+        print(f"ranking by meaning: failed after {done:,} of {total:,} sentences", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
+
+
+def _start_meaning(opened: OpenedIndex, settings: Settings) -> None:
+    """Embed the corpus in a background thread while the bot answers with BM25 (on one core; the other
+    answers)."""
+    build = open_vectors(opened.index, settings.index.cache_dir, threads=1)
+    if build is None or build.complete:
+        return
+    log = logging.getLogger("corpus_bot")
+    log.info("ranking by meaning: embedding %s sentences in the background", f"{build.total - build.done:,}")
+    last = [time.monotonic()]
+
+    def progress(done: int, total: int) -> None:
+        if time.monotonic() - last[0] >= 60:
+            last[0] = time.monotonic()
+            log.info("ranking by meaning: %s of %s sentences embedded", f"{done:,}", f"{total:,}")
+
+    def run() -> None:
+        if build.run(progress) is not None:
+            log.info("ranking by meaning: ready (%s sentences, %.0f s)", f"{build.total:,}", build.seconds)
+
+    threading.Thread(target=run, name="embed-corpus", daemon=True).start()
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -180,6 +255,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         check_webhook_settings(settings)
     opened = _open(settings, None)
     logging.getLogger("corpus_bot").info("index ready: %s", opened.summary())
+    _start_meaning(opened, settings)
     if mode == "webhook":
         from bot.webhook import run_webhook
 

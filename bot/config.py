@@ -79,6 +79,9 @@ class RankingConfig:
     b: float = _key(0.75, low=0, high=1)
     epsilon: float = _key(0.25, low=0)
     delta: float | None = _key(None, low=0)  # None: the algorithm's own default
+    expansions: bool = _key(True)  # spelling variants, word forms, typo fixes and compounds as extra terms
+    semantic: bool = _key(True)  # rank by meaning too (sentence embeddings), fused with BM25
+    semantic_weight: float = _key(0.5, low=0, high=1)  # the share of the fused score that meaning gives
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ class Settings:
 
     def index_settings(self) -> IndexSettings:
         """The part of the settings that shapes the index (a change means a rebuild)."""
-        from retrieval import BM25Params, IndexSettings
+        from retrieval import NO_EXPANSION, BM25Params, ExpansionSettings, IndexSettings, SemanticSettings
 
         ranking = BM25Params(
             algorithm=self.ranking.algorithm,
@@ -162,6 +165,8 @@ class Settings:
             max_sentence_chars=self.index.max_sentence_chars,
             ranking=ranking,
             weak_coverage=self.search.weak_coverage,
+            expansion=ExpansionSettings() if self.ranking.expansions else NO_EXPANSION,
+            semantic=SemanticSettings(enabled=self.ranking.semantic, weight=self.ranking.semantic_weight),
         )
 
     @property

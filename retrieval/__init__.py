@@ -7,19 +7,31 @@
         print(hit.date, hit.title, hit.text)
 
 ``open_index`` does the same through the on-disk cache, rebuilding only when the corpus or a setting changed.
+``open_vectors(index, cache_dir)`` adds ranking by meaning: sentence embeddings, loaded from the cache or
+built by ``.run()`` (slow: run it in the background; BM25 answers meanwhile).
+
+A search is a pipeline of stages, each in its own module: parse (``query``) -> expand (``expansion``:
+spelling variants, word forms, typos, compounds) -> candidates (``index``: BM25; ``semantic``: nearest by
+meaning) -> fuse (``fusion``) -> filter and page (``search``) -> hits with highlights (``highlight``).
 """
 
-from retrieval.cache import OpenedIndex, open_index
+from retrieval.cache import OpenedIndex, open_index, open_vectors
 from retrieval.corpus import Corpus, CorpusError, Document, Problem, load_corpus
+from retrieval.expansion import NO_EXPANSION, ExpansionSettings
+from retrieval.fusion import NO_SEMANTIC, SemanticSettings
 from retrieval.index import BM25Params
 from retrieval.search import ContextSentence, Hit, IndexSettings, IndexStats, SearchIndex, SearchResult
+from retrieval.semantic import VectorBuild
 
 __all__ = [
+    "NO_EXPANSION",
+    "NO_SEMANTIC",
     "BM25Params",
     "ContextSentence",
     "Corpus",
     "CorpusError",
     "Document",
+    "ExpansionSettings",
     "Hit",
     "IndexSettings",
     "IndexStats",
@@ -27,6 +39,9 @@ __all__ = [
     "Problem",
     "SearchIndex",
     "SearchResult",
+    "SemanticSettings",
+    "VectorBuild",
     "load_corpus",
     "open_index",
+    "open_vectors",
 ]

@@ -24,6 +24,7 @@ from retrieval.build import Progress
 from retrieval.corpus import CorpusError, Problem, list_corpus_files, load_corpus
 from retrieval.index import BM25Params, InvertedIndex, bm25_weights
 from retrieval.search import STORE_FORMAT, IndexSettings, SearchIndex
+from retrieval.semantic import VectorBuild
 from retrieval.store import DocumentInfo, SentenceStore, TextBlob
 
 log = logging.getLogger(__name__)
@@ -277,3 +278,29 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def open_vectors(
+    index: SearchIndex, cache_dir: str | Path | None, *, threads: int = 1
+) -> VectorBuild | None:
+    """The sentence embeddings of ``index`` (loaded from ``cache_dir`` if made before), attached to it so
+    searches rank by meaning once they are complete; ``None``, with the reason logged, when meaning is
+    turned off or the model is not installed (BM25 alone then). A build that is not complete must still
+    be run: ``build.run()``, which takes minutes per 10k sentences, off the event loop."""
+    if not index.settings.semantic.enabled:
+        return None
+    from retrieval.encoder import EncoderUnavailable, SentenceEncoder
+
+    try:
+        encoder = SentenceEncoder.load(threads=threads)
+    except EncoderUnavailable as error:
+        log.warning("ranking by meaning is off: %s", error)
+        return None
+    build = index.vector_build(encoder, cache_dir)
+    index.attach_vectors(build)
+    if cache_dir is not None and Path(cache_dir).is_dir():
+        for other in Path(cache_dir).iterdir():
+            own = other.name.startswith(f"vectors-{index.fingerprint}-")
+            if other.name.startswith("vectors-") and not own:
+                shutil.rmtree(other, ignore_errors=True)
+    return build

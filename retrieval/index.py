@@ -208,6 +208,29 @@ class InvertedIndex:
         self._release_buffers(buffers)
         return result
 
+    def score_sentences(
+        self, ids: np.ndarray, term_ids: Sequence[int], weights: Sequence[float] | None = None
+    ) -> np.ndarray:
+        """The :meth:`score` of just these sentences (0 for one holding no term): a binary search per term
+        in its postings, for the few candidates another stage found."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.zeros(ids.size)
+        counts: dict[int, float] = {}
+        for i, term_id in enumerate(term_ids):
+            counts[term_id] = counts.get(term_id, 0) + (1 if weights is None else weights[i])
+        held = np.zeros(ids.size, dtype=bool)
+        for term_id, count in counts.items():
+            lo, hi = int(self.indptr[term_id]), int(self.indptr[term_id + 1])
+            if lo == hi:
+                continue
+            postings = self.sentence_ids[lo:hi]
+            where = np.minimum(np.searchsorted(postings, ids), hi - lo - 1)
+            found = postings[where] == ids
+            out[found] += self.weights[lo + where[found]] * (self.idf[term_id] * count)
+            held |= found
+        constant = sum(float(self.base[t]) * m for t, m in counts.items())
+        return np.where(held, out + constant, 0.0) if constant else out
+
     def dense_scores(self, term_ids: Sequence[int]) -> np.ndarray:
         """Scores of all sentences, as ``rank_bm25``'s ``get_scores`` returns them."""
         dense = np.zeros(self.n_sentences)

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -27,9 +28,11 @@ from retrieval.expansion import (
     QueryExpander,
     WeightedTerm,
 )
+from retrieval.fusion import SemanticSettings, fuse
 from retrieval.highlight import highlight_spans, phrase_positions
 from retrieval.index import MIN_COVERAGE_WEIGHT, BM25Params, InvertedIndex, top_k
 from retrieval.query import Query, QueryError, parse_query
+from retrieval.semantic import Encoder, VectorBuild
 from retrieval.sentences import MAX_SENTENCE_CHARS, SPLITTER_VERSION
 from retrieval.store import UNKNOWN_DATE, SentenceStore
 
@@ -63,6 +66,7 @@ class SearchResult:
     suggestions: dict[str, tuple[str, ...]] = field(default_factory=dict)  # word -> "did you mean"
     error: str | None = None  # the question could not be understood (e.g. a bad date filter)
     total_is_estimate: bool = False  # a phrase of common words: total extrapolated from the ones checked
+    confidence: float | None = None  # how likely the best hit answers it, 0..1 (the best cosine by meaning)
 
     @property
     def empty(self) -> bool:
@@ -115,6 +119,7 @@ class IndexSettings:
     ranking: BM25Params = field(default_factory=BM25Params)
     weak_coverage: float = 0.5  # below this share of the question's weight, the best hit is "weak"
     expansion: ExpansionSettings = field(default_factory=ExpansionSettings)
+    semantic: SemanticSettings = field(default_factory=SemanticSettings)
 
     def analysis_config(self) -> AnalysisConfig:
         return AnalysisConfig(self.language, self.stop_words, self.stemming, self.max_sentence_chars)
@@ -160,6 +165,7 @@ class SearchIndex:
         self._analyzer = settings.analysis_config().analyzer()
         if inverted.params != settings.ranking:
             inverted.set_params(settings.ranking)
+        self._vector_build: VectorBuild | None = None
         self._expander = QueryExpander(
             self._analyzer, inverted.term_ids, inverted.document_frequency, settings.expansion
         )
@@ -265,6 +271,34 @@ class SearchIndex:
                 words.append(surface)
         return words[:n]
 
+    # -- meaning ------------------------------------------------------------------------------------------
+
+    def vector_build(self, encoder: Encoder, cache_dir: str | Path | None) -> VectorBuild:
+        """The sentence embeddings of this index by ``encoder``: loaded from ``cache_dir`` when they are
+        there, else to be made by the returned build's ``run()`` (slow: minutes per 10k sentences; run it
+        off the event loop). Searches use them once attached with :meth:`attach_vectors`."""
+        return VectorBuild(
+            encoder, self._store.text, len(self._store), self.fingerprint,
+            Path(cache_dir) if cache_dir else None,
+        )
+
+    def attach_vectors(self, build: VectorBuild) -> None:
+        """Rank by meaning too, as soon as ``build`` is complete (until then, BM25 alone). Thread-safe."""
+        if build.total != len(self._store):
+            raise ValueError("these embeddings belong to another index")
+        self._vector_build = build
+
+    @property
+    def semantic_progress(self) -> tuple[int, int] | None:
+        """(sentences embedded, sentences) while meaning is attached; None when it is not."""
+        build = self._vector_build
+        return None if build is None else (build.done, build.total)
+
+    @property
+    def semantic_ready(self) -> bool:
+        build = self._vector_build
+        return self.settings.semantic.enabled and build is not None and build.complete
+
     # -- searching ------------------------------------------------------------------------------------
 
     def may_take_long(self, question: str) -> bool:
@@ -292,6 +326,9 @@ class SearchIndex:
         if not plan.question_terms and not plan.phrases:
             return SearchResult(question, (), 0, offset, error=_ONLY_COMMON)
         ids, scores, scanned_share = self._candidates(query, plan)
+        best_cosine: float | None = None
+        if self.semantic_ready and (plan.term_ids or not plan.phrases):
+            ids, scores, best_cosine = self._fuse(query, plan, ids, scores)
         if query.excluded or query.phrases or query.has_date_filter:
             keep = self._filter_mask(ids, query)
             ids, scores = ids[keep], scores[keep]
@@ -305,9 +342,14 @@ class SearchIndex:
         if estimated:
             total = max(total, round((total + (unchecked or 0.0)) / scanned_share))
         weak = False
+        coverage = 0.0
         if ids.size and plan.term_ids:
             best = int(ids[int(np.argmax(scores))])
-            weak = self._coverage(best, plan) < self.settings.weak_coverage
+            coverage = self._coverage(best, plan)
+            weak = coverage < self.settings.weak_coverage
+        if best_cosine is not None:
+            weak = weak or best_cosine < self.settings.semantic.weak_similarity
+        confidence = best_cosine if best_cosine is not None else coverage
         page = self._page(ids, scores, offset, k)
         term_set = {t.term for t in plan.terms}
         hits = []
@@ -316,7 +358,7 @@ class SearchIndex:
             spans = highlight_spans(text, self._analyzer, term_set, plan.phrases)
             hits.append(self._make_hit(sentence_id, score, spans, text))
         return SearchResult(question, tuple(hits), total, offset, weak, plan.unknown, plan.suggestions,
-                            total_is_estimate=estimated)
+                            total_is_estimate=estimated, confidence=max(0.0, min(1.0, confidence)))
 
     # -- the stages of a search -----------------------------------------------------------------------
 
@@ -363,6 +405,29 @@ class SearchIndex:
             ids, scanned_share = self._scan_phrases(query.phrases)
             return ids, np.ones(ids.size), scanned_share
         return np.zeros(0, np.int64), np.zeros(0), 1.0
+
+    def _fuse(
+        self, query: Query, plan: QueryPlan, ids: np.ndarray, scores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Add the sentences nearest the question by meaning and rank all by both signals; also the best
+        cosine in the whole corpus, the signal for "is there an answer at all"."""
+        build = self._vector_build
+        assert build is not None and build.vectors is not None
+        vectors = build.vectors
+        settings = self.settings.semantic
+        text = " ".join([query.text, *query.phrases]).strip()
+        question_vector = build.encoder.encode_query(text)
+        dense = vectors.nearest(question_vector, settings.candidates)
+        best_cosine = float(dense.cosines[0]) if dense.cosines.size else 0.0
+        fused = fuse(
+            ids,
+            scores,
+            dense,
+            lambda some: self._inverted.score_sentences(some, plan.term_ids, plan.weights),
+            lambda some: vectors.cosines(some, question_vector),
+            settings,
+        )
+        return fused.ids, fused.scores, best_cosine
 
     def _coverage(self, sentence_id: int, plan: QueryPlan) -> float:
         """The share of the question's weight one sentence matches. Each question word weighs as its rarest

@@ -1,0 +1,138 @@
+"""The dense and fuse stages, with a toy encoder (bag of letters) so that no model is needed here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval import NO_EXPANSION, Document, IndexSettings, SearchIndex, SemanticSettings
+from retrieval.fusion import fuse
+from retrieval.semantic import DenseScores, SentenceVectors
+
+SYNONYMS = {"quit": "resign", "resigned": "resign", "stepped": "resign", "sue": "court", "court": "court"}
+
+_TOY_STOP_WORDS = {"the", "did", "they", "on", "a", "was", "down", "in"}
+
+
+class ToyEncoder:
+    """Words -> a concept vector: "quit" and "stepped down" land on the same axis, as a real model would."""
+
+    model_id = "toy@1"
+    _axes: dict[str, int] = {}  # noqa: RUF012 - one axis per word, shared: every instance is the same model
+    dimension = 64
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+
+    def _vector(self, text: str) -> np.ndarray:
+        vector = np.zeros(self.dimension, np.float32)
+        for word in text.lower().replace(".", " ").replace("?", " ").split():
+            if word in _TOY_STOP_WORDS:
+                continue
+            word = SYNONYMS.get(word, word)
+            vector[self._axes.setdefault(word, len(self._axes)) % self.dimension] += 1.0
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm else vector
+
+    def encode(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        self.calls += 1
+        return np.stack([self._vector(t) for t in texts]) if texts else np.zeros((0, self.dimension))
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self._vector(text)
+
+
+def test_nearest_is_best_first_with_ties_by_id() -> None:
+    matrix = np.asarray([[1, 0], [0, 1], [1, 0], [0.6, 0.8]], dtype=np.float32)
+    found = SentenceVectors(matrix, "m").nearest(np.asarray([1, 0], np.float32), 3)
+    assert found.ids.tolist() == [0, 2, 3]
+    assert found.cosines.tolist() == pytest.approx([1, 1, 0.6])
+
+
+def test_fuse_mixes_both_signals_and_keeps_every_bm25_match() -> None:
+    lexical_ids, lexical_scores = np.asarray([5, 6, 7]), np.asarray([4.0, 2.0, 1.0])
+    dense = DenseScores(np.asarray([9, 6, 1]), np.asarray([0.9, 0.5, 0.1], np.float32))
+    cosine = {5: 0.1, 6: 0.5, 7: 0.2, 9: 0.9, 1: 0.1}
+    bm25 = {5: 4.0, 6: 2.0, 7: 1.0, 9: 0.0, 1: 0.0}
+    settings = SemanticSettings(weight=0.5, candidates=2, min_similarity=0.3)
+    fused = fuse(
+        lexical_ids, lexical_scores, dense,
+        lambda ids: np.asarray([bm25[int(i)] for i in ids]),
+        lambda ids: np.asarray([cosine[int(i)] for i in ids]),
+        settings,
+    )
+    ranking = dict(zip(fused.ids.tolist(), fused.scores.tolist(), strict=True))
+    assert set(ranking) == {5, 6, 7, 9}  # 1 is below min_similarity; 7 is past the candidates but kept
+    assert ranking[5] == pytest.approx(0.5 * 1.0 + 0.5 * 0.1)
+    assert ranking[9] == pytest.approx(0.5 * 0.9)
+    assert ranking[7] < min(ranking[5], ranking[6], ranking[9])  # the tail comes after every candidate
+    assert ranking[7] > 0
+
+
+DOCS = [
+    Document("a.txt", "Politics", None, ("The minister stepped down on Friday. The weather was mild.",)),
+    Document("b.txt", "Council", None, ("Residents took legal action in court. A minister opened a ward.",)),
+]
+
+
+@pytest.fixture()
+def index() -> SearchIndex:
+    return SearchIndex.build(DOCS, IndexSettings(expansion=NO_EXPANSION))
+
+
+def test_meaning_finds_what_words_miss_and_shows_no_bold(index: SearchIndex, tmp_path: Path) -> None:
+    assert index.search("did they quit").empty  # no shared word
+    build = index.vector_build(ToyEncoder(), tmp_path)
+    index.attach_vectors(build)
+    assert not index.semantic_ready
+    assert index.search("did they quit").empty  # BM25 alone until the vectors are complete
+    build.run()
+    result = index.search("did they quit")
+    assert result.hits[0].text == "The minister stepped down on Friday."
+    assert result.hits[0].spans == ()  # found by meaning alone: nothing to highlight
+    assert result.confidence is not None and result.confidence > 0.3
+    both = index.search("minister quit")
+    assert both.hits[0].text == "The minister stepped down on Friday."  # words and meaning agree
+    assert {both.hits[0].text[a:b] for a, b in both.hits[0].spans} == {"minister"}
+
+
+def test_nonsense_finds_nothing_and_low_confidence(index: SearchIndex) -> None:
+    build = index.vector_build(ToyEncoder(), None)
+    index.attach_vectors(build)
+    build.run()
+    result = index.search("zebra xylophone")
+    assert result.empty and (result.confidence or 0) < 0.35
+
+
+def test_vectors_are_cached_and_a_stopped_build_resumes(index: SearchIndex, tmp_path: Path) -> None:
+    encoder = ToyEncoder()
+    build = index.vector_build(encoder, tmp_path)
+    build.run()
+    again = index.vector_build(ToyEncoder(), tmp_path)
+    assert again.complete and np.array_equal(again.vectors.matrix, build.vectors.matrix)  # type: ignore[union-attr]
+    # A partial file (a build stopped half way, with a torn last row) is resumed, not started over.
+    folder = next(tmp_path.glob("vectors-*"))
+    full = (folder / "vectors.f16").read_bytes()
+    (folder / "meta.json").unlink()
+    (folder / "vectors.f16").unlink()
+    (folder / "vectors.partial").write_bytes(full[: len(full) // 2 + 3])
+    resumed = index.vector_build(ToyEncoder(), tmp_path)
+    assert 0 < resumed.done < resumed.total
+    resumed.run()
+    assert (folder / "vectors.f16").read_bytes() == full
+
+
+def test_semantic_off_is_plain_bm25(index: SearchIndex) -> None:
+    settings = IndexSettings(expansion=NO_EXPANSION, semantic=SemanticSettings(enabled=False))
+    off = SearchIndex.build(DOCS, settings)
+    build = off.vector_build(ToyEncoder(), None)
+    off.attach_vectors(build)
+    build.run()
+    assert off.search("did they quit").empty
+    assert [h.score for h in off.search("minister").hits] == [h.score for h in index.search("minister").hits]
