@@ -383,7 +383,7 @@ def run_corpus(name: str, args: argparse.Namespace, settings: IndexSettings, wor
     started = time.perf_counter()
     folder = prepare_corpus(name, workdir)
     log(f"{name}: corpus ready in {folder} ({time.perf_counter() - started:.1f} s)")
-    cache_dir = workdir / "cache"
+    cache_dir = workdir / "cache" / name  # one corpus per cache folder: each prunes what is not its own
     opened = open_index(folder, IndexSettings(), cache_dir=cache_dir)
     project_index = (
         opened.index if settings == IndexSettings() else open_index(folder, settings, cache_dir).index

@@ -222,10 +222,11 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _start_meaning(opened: OpenedIndex, settings: Settings) -> None:
-    """Embed the corpus in a background thread while the bot answers with BM25 (on one core; the other
-    answers)."""
+    """Warm the typo index up and embed the corpus in a background thread, while the bot answers with
+    BM25 (the embedding uses one core; the other answers)."""
     build = open_vectors(opened.index, settings.index.cache_dir, threads=1)
     if build is None or build.complete:
+        threading.Thread(target=opened.index.warm_up, name="warm-up", daemon=True).start()
         return
     log = logging.getLogger("corpus_bot")
     log.info("ranking by meaning: embedding %s sentences in the background", f"{build.total - build.done:,}")
@@ -237,6 +238,7 @@ def _start_meaning(opened: OpenedIndex, settings: Settings) -> None:
             log.info("ranking by meaning: %s of %s sentences embedded", f"{done:,}", f"{total:,}")
 
     def run() -> None:
+        opened.index.warm_up()
         if build.run(progress) is not None:
             log.info("ranking by meaning: ready (%s sentences, %.0f s)", f"{build.total:,}", build.seconds)
 

@@ -240,7 +240,10 @@ async def help_command(update: Update, context: BotContext) -> None:
 async def about(update: Update, context: BotContext) -> None:
     """/about: corpus statistics."""
     ranking = context.services.settings.ranking
-    text = render.render_about(context.services.stats, ranking.algorithm, ranking.k1, ranking.b)
+    index = context.services.index
+    progress = index.semantic_progress
+    meaning = None if progress is None else (*progress, index.semantic_ready)
+    text = render.render_about(context.services.stats, ranking.algorithm, ranking.k1, ranking.b, meaning)
     await update.effective_message.reply_text(text)
 
 

@@ -85,6 +85,13 @@ class BotMetrics:
         self.index_documents = Gauge("corpus_bot_index_documents", "Documents in the index", registry=r)
         self.index_sentences = Gauge("corpus_bot_index_sentences", "Sentences in the index", registry=r)
         self.index_terms = Gauge("corpus_bot_index_terms", "Distinct terms in the index", registry=r)
+        self.semantic_embedded = Gauge(
+            "corpus_bot_semantic_sentences_embedded", "Sentences embedded for ranking by meaning", registry=r
+        )
+        self.semantic_ready = Gauge(
+            "corpus_bot_semantic_ready", "1 when ranking by meaning is in use, 0 while it is prepared or off",
+            registry=r,
+        )
         self.ready = Gauge("corpus_bot_ready", "1 when the webhook is set and updates handled", registry=r)
         self.updates_queued = Gauge(
             "corpus_bot_updates_queued", "Accepted updates waiting to be handled", registry=r
@@ -99,6 +106,11 @@ class BotMetrics:
         self.index_documents.set(stats.documents)
         self.index_sentences.set(stats.sentences)
         self.index_terms.set(stats.terms)
+
+    def track_meaning(self, index: SearchIndex) -> None:
+        """Read the progress of the sentence embeddings (built in the background) at every scrape."""
+        self.semantic_embedded.set_function(lambda: float((index.semantic_progress or (0, 0))[0]))
+        self.semantic_ready.set_function(lambda: float(index.semantic_ready))
 
     def track_queue(self, queued: Callable[[], float], in_progress: Callable[[], float]) -> None:
         """Read the queue length and the updates in progress whenever the metrics are scraped."""

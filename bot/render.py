@@ -632,7 +632,10 @@ def render_help(bot_username: str, max_question_chars: int) -> str:
     return join(parts, NEWLINE).html
 
 
-def render_about(stats: IndexStats, algorithm: str, k1: float, b: float) -> str:
+def render_about(
+    stats: IndexStats, algorithm: str, k1: float, b: float, meaning: tuple[int, int, bool] | None = None
+) -> str:
+    """``meaning``: (sentences embedded, sentences, ready) when ranking by meaning is on, else None."""
     if stats.first_date and stats.last_date:
         dates = f"{stats.first_date.isoformat()} – {stats.last_date.isoformat()}"
     else:
@@ -645,8 +648,20 @@ def render_about(stats: IndexStats, algorithm: str, k1: float, b: float) -> str:
         text(f"Dates: {dates}"),
         text(f"Undated documents: {stats.undated_documents:,}"),
         text(f"Ranking: BM25 ({algorithm}, k1={k1:g}, b={b:g}) over single sentences"),
+        text(_meaning_line(meaning)),
     ]
     return join(parts, NEWLINE).html
+
+
+def _meaning_line(meaning: tuple[int, int, bool] | None) -> str:
+    if meaning is None:
+        return "By meaning: off (words only)"
+    done, total, ready = meaning
+    if ready:
+        return f"By meaning: on, fused with BM25 ({total:,} sentences embedded)"
+    share = 100 * done / total if total else 100.0
+    progress = f"{share:.0f} % ({done:,} of {total:,} sentences)"
+    return f"By meaning: being prepared, {progress}; words only until then"
 
 
 def render_notice(message: str) -> str:

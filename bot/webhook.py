@@ -150,6 +150,7 @@ class WebhookService:
         self._stats = index.stats
         self.metrics = BotMetrics()
         self.metrics.observe_index(self._stats)
+        self.metrics.track_meaning(index)
         request = MetricsRequest(self.metrics, **request_options(settings))
         self.application: Application = build_application(
             settings, TimedIndex(index, self.metrics), token, request=request  # type: ignore[arg-type]

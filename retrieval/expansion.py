@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,8 +94,13 @@ class QueryExpander:
         term_ids: Mapping[str, int],
         document_frequency: np.ndarray,
         settings: ExpansionSettings | None = None,
+        surface_words: Callable[[], Iterable[str]] | None = None,
     ) -> None:
+        """``surface_words`` gives the corpus's words as written (case-folded), or a fair sample of them:
+        typos are looked up among those as well as among the stems."""
         self._analyzer = analyzer
+        self._surface_words = surface_words
+        self._typo_targets: dict[str, str] = {}  # a surface word in the typo index -> its term
         self._term_ids = term_ids
         self._df = document_frequency
         self.settings = settings or ExpansionSettings()
@@ -175,6 +180,15 @@ class QueryExpander:
         found.sort(key=lambda t: -int(self._df[self._term_ids[t]]))
         return found[:_MAX_FORM_TERMS]
 
+    def warm_up(self) -> None:
+        """Load the lexicons and build the typo index, which the first expansion would otherwise do."""
+        if self.settings.typos:
+            self._typo_index()
+        if self._word_forms:
+            self._form_terms("went", "went")
+        if self._spelling:
+            self._spelling_terms("colour")
+
     def corrections(self, word: str, term: str) -> list[str]:
         """The corpus terms ``word`` (analysed to ``term``) may be a misspelling of, nearest and most
         frequent first; none when the corpus knows the word more than a couple of times."""
@@ -197,14 +211,15 @@ class QueryExpander:
             if not probe_distance:
                 continue
             for item in index.lookup(probe, Verbosity.ALL, max_edit_distance=probe_distance):
-                if item.term == term:
+                candidate = self._typo_targets.get(item.term, item.term)
+                if candidate == term or candidate not in self._term_ids:
                     continue
-                candidate_df = int(self._df[self._term_ids[item.term]])
+                candidate_df = int(self._df[self._term_ids[candidate]])
                 if df and candidate_df < _COMMON_RATIO * df:
                     continue  # a rare word next to another rare word: neither is the typo
-                best = found.get(item.term)
+                best = found.get(candidate)
                 if best is None or item.distance < best[0]:
-                    found[item.term] = (item.distance, candidate_df)
+                    found[candidate] = (item.distance, candidate_df)
         if not found:
             return []
         nearest = min(d for d, _ in found.values())
@@ -259,6 +274,19 @@ class QueryExpander:
                     words = words[:_TYPO_VOCABULARY]
                 for term, term_id in words:
                     index.create_dictionary_entry(term, int(df[term_id]))
+                # Words as the corpus writes them, too: a typo is a slip in a word, not in a stem
+                # ("diffrence" is one letter from "difference", three from its stem "differ").
+                if self._surface_words is not None:
+                    seen: dict[str, int] = {}
+                    for word in self._surface_words():
+                        if len(word) >= _MIN_TYPO_CHARS and word.isalpha():
+                            seen[word] = seen.get(word, 0) + 1
+                    common = sorted(seen, key=lambda w: -seen[w])[:_TYPO_VOCABULARY]
+                    for word in common:
+                        word_term = self._single_term(word)
+                        if word_term and word_term in self._term_ids and word != word_term:
+                            self._typo_targets[word] = word_term
+                            index.create_dictionary_entry(word, seen[word])
                 self._symspell = index
             return self._symspell
 

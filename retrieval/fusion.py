@@ -30,6 +30,10 @@ class SemanticSettings:
     weight: float = 0.5  # w: the share of the fused score that comes from the cosine
     candidates: int = 100  # taken from each side before fusing
     min_similarity: float = 0.35  # a sentence that shares no word with the question needs this cosine
+    method: str = "minmax"  # "minmax": both signals scaled to 0..1 over the candidates; "max"; "rrf"
+    rrf_k: int = 60
+    context_weight: float = 0.0  # a neighbour's BM25 (same document, next to it) lends this share
+    short_terms: int = 0  # a sentence with fewer terms than this is scaled down (a heading, "See also X.")
     weak_similarity: float = 0.4  # the best cosine in the corpus below this: "only weak matches"
 
     def __post_init__(self) -> None:
@@ -42,10 +46,46 @@ class SemanticSettings:
 NO_SEMANTIC = SemanticSettings(enabled=False)
 
 
+def _mix(
+    bm25: np.ndarray, cosine: np.ndarray, settings: SemanticSettings, full_match: float | None
+) -> np.ndarray:
+    w = settings.weight
+    if settings.method == "rrf":
+        return (1 - w) * _rrf(bm25, settings.rrf_k) * (bm25 > 0) + w * _rrf(cosine, settings.rrf_k)
+    top = float(bm25.max())
+    if settings.method.startswith("ideal") and full_match:
+        top = full_match
+    lexical = np.minimum(bm25 / top, 1.0) if top > 0 else np.zeros_like(bm25)
+    if settings.method in ("max", "ideal-raw"):
+        return (1 - w) * lexical + w * cosine
+    low, high = float(cosine.min()), float(cosine.max())
+    meaning = (cosine - low) / (high - low) if high > low else np.ones_like(cosine)
+    return (1 - w) * lexical + w * meaning
+
+
+def _rrf(values: np.ndarray, k: int) -> np.ndarray:
+    ranks = np.empty(values.size)
+    ranks[np.argsort(-values, kind="stable")] = np.arange(1, values.size + 1)
+    return 1.0 / (k + ranks)
+
+
+_CONTEXT_SOURCES = 20  # the best BM25 matches whose neighbours become candidates too
+
+
 @dataclass(frozen=True, slots=True)
 class Fused:
     ids: np.ndarray  # int64, unique
     scores: np.ndarray  # float64: the fused score (higher is better)
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbourhood:
+    """What the fuse stage may know of where sentences stand: their neighbours in their own document
+    (-1 at a document's edge) and their lengths in terms."""
+
+    previous: Callable[[np.ndarray], np.ndarray]
+    next: Callable[[np.ndarray], np.ndarray]
+    lengths: np.ndarray
 
 
 def fuse(
@@ -55,20 +95,40 @@ def fuse(
     bm25_of: Callable[[np.ndarray], np.ndarray],
     cosine_of: Callable[[np.ndarray], np.ndarray],
     settings: SemanticSettings,
+    neighbourhood: Neighbourhood | None = None,
+    full_match: float | None = None,
 ) -> Fused:
     """One ranking of the union of both sides' best. ``bm25_of(ids)`` and ``cosine_of(ids)`` give the
-    other signal for candidates that only one side found."""
+    other signal for candidates that only one side found. ``full_match`` is the BM25 score of a sentence
+    of average length holding every question word once (the "ideal" method scales BM25 by it, so a
+    question whose words the corpus barely has leans on meaning)."""
     lexical_ids = np.asarray(lexical_ids, dtype=np.int64)
     best_lexical, _ = top_k(lexical_ids, lexical_scores, settings.candidates)
     meaning = dense.ids[dense.cosines >= settings.min_similarity][: settings.candidates]
     ids = np.union1d(best_lexical, meaning).astype(np.int64)
+    context = neighbourhood is not None and settings.context_weight > 0
+    if context and ids.size:
+        assert neighbourhood is not None
+        # The sentence after (or before) a good match may be the answer that needs it: "He resigned."
+        best = best_lexical[:_CONTEXT_SOURCES]
+        around = np.concatenate([neighbourhood.next(best), neighbourhood.previous(best)])
+        ids = np.union1d(ids, around[around >= 0]).astype(np.int64)
     if not ids.size:
         return Fused(ids, np.zeros(0))
     bm25 = np.asarray(bm25_of(ids), dtype=np.float64)
     cosine = np.asarray(cosine_of(ids), dtype=np.float64)
-    top = float(bm25.max()) if bm25.size else 0.0
-    lexical_part = bm25 / top if top > 0 else np.zeros_like(bm25)
-    fused = (1 - settings.weight) * lexical_part + settings.weight * cosine
+    if context:
+        assert neighbourhood is not None
+        lent = np.zeros(ids.size)
+        for side in (neighbourhood.previous(ids), neighbourhood.next(ids)):
+            present = side >= 0
+            if present.any():
+                lent[present] = np.maximum(lent[present], bm25_of(side[present]))
+        bm25 = bm25 + settings.context_weight * lent
+    fused = _mix(bm25, cosine, settings, full_match)
+    if neighbourhood is not None and settings.short_terms > 0:
+        lengths = neighbourhood.lengths[ids].astype(np.float64)
+        fused = fused * np.minimum(1.0, (lengths + 1) / (settings.short_terms + 1))
     # Every other BM25 match, after the candidates, still in BM25 order.
     rest = ~np.isin(lexical_ids, ids, assume_unique=True)
     if rest.any():

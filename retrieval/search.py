@@ -12,7 +12,7 @@ import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from retrieval.expansion import (
     QueryExpander,
     WeightedTerm,
 )
-from retrieval.fusion import SemanticSettings, fuse
+from retrieval.fusion import Neighbourhood, SemanticSettings, fuse
 from retrieval.highlight import highlight_spans, phrase_positions
 from retrieval.index import MIN_COVERAGE_WEIGHT, BM25Params, InvertedIndex, top_k
 from retrieval.query import Query, QueryError, parse_query
@@ -135,6 +135,7 @@ class IndexSettings:
 STORE_FORMAT = "corpus-bot-index-1"
 MAX_QUESTION_CHARS = 4096
 _EXAMPLE_SAMPLE = 20_000  # sentences read to find example questions
+_WORD_SAMPLE = 50_000  # sentences read for the words as written, for typo look-ups (~1 s at most)
 # A phrase is checked word by word in the candidates that hold all its words, best first: all of them when
 # there are at most _PHRASE_EXACT (an exact total), else until the page is full, and never more than
 # _PHRASE_VERIFY_LIMIT (a phrase of common words that seldom stand together). The total is then estimated
@@ -167,7 +168,8 @@ class SearchIndex:
             inverted.set_params(settings.ranking)
         self._vector_build: VectorBuild | None = None
         self._expander = QueryExpander(
-            self._analyzer, inverted.term_ids, inverted.document_frequency, settings.expansion
+            self._analyzer, inverted.term_ids, inverted.document_frequency, settings.expansion,
+            surface_words=self._sample_words,
         )
         if fingerprint is None:
             digest = hashlib.sha256(settings.fingerprint.encode())
@@ -271,6 +273,12 @@ class SearchIndex:
                 words.append(surface)
         return words[:n]
 
+    def warm_up(self) -> None:
+        """Build now what the first questions would otherwise wait for: the typo index over the vocabulary
+        (a second or two on a large corpus) and the word-form lexicon. Thread-safe; call it in the
+        background after opening the index."""
+        self._expander.warm_up()
+
     # -- meaning ------------------------------------------------------------------------------------------
 
     def vector_build(self, encoder: Encoder, cache_dir: str | Path | None) -> VectorBuild:
@@ -306,6 +314,8 @@ class SearchIndex:
         sentence by sentence (tens of ms for common words at a million sentences). Everything else is a
         walk over posting lists, well under a millisecond at that size. A caller on an event loop can
         run the first kind in a worker thread and the rest in line."""
+        if self.semantic_ready:
+            return True  # encoding the question: a few ms of CPU (the model releases the GIL)
         try:
             return bool(parse_query(question[:MAX_QUESTION_CHARS]).phrases)
         except QueryError:
@@ -418,7 +428,13 @@ class SearchIndex:
         text = " ".join([query.text, *query.phrases]).strip()
         question_vector = build.encoder.encode_query(text)
         dense = vectors.nearest(question_vector, settings.candidates)
-        best_cosine = float(dense.cosines[0]) if dense.cosines.size else 0.0
+        if dense.cosines.size:
+            best_cosine = float(dense.cosines[0])
+        elif ids.size:  # too many vectors to scan: the best of the BM25 candidates stands in
+            best_ids, _ = top_k(ids, scores, settings.candidates)
+            best_cosine = float(vectors.cosines(best_ids, question_vector).max())
+        else:
+            best_cosine = 0.0
         fused = fuse(
             ids,
             scores,
@@ -426,8 +442,50 @@ class SearchIndex:
             lambda some: self._inverted.score_sentences(some, plan.term_ids, plan.weights),
             lambda some: vectors.cosines(some, question_vector),
             settings,
+            Neighbourhood(self._neighbour_before, self._neighbour_after, self._inverted.lengths),
+            full_match=self._full_match(plan),
         )
         return fused.ids, fused.scores, best_cosine
+
+    def _full_match(self, plan: QueryPlan) -> float:
+        """The BM25 score of an average-length sentence holding each question word once, in its best form
+        (the word or a variant of it, at that variant's weight); a word found in no form counts as the
+        rarest, so questions of words the corpus lacks get a high bar."""
+        idf, term_ids = self._inverted.idf, self._inverted.term_ids
+        unseen = math.log(len(self._store) + 0.5) - math.log(0.5)
+        best: dict[str, float] = {}
+        for weighted in plan.terms:
+            if weighted.source == COMPOUND and " " in weighted.word:
+                continue
+            term_id = term_ids.get(weighted.term)
+            mass = float(idf[term_id]) * weighted.weight if term_id is not None else 0.0
+            best[weighted.word] = max(best.get(weighted.word, 0.0), mass)
+        repeats = Counter(t.word for t in plan.terms if t.source == QUESTION)
+        return sum((best.get(word) or unseen) * count for word, count in repeats.items())
+
+    def _sample_words(self) -> Iterator[str]:
+        """The corpus's words as written (case-folded), from an even sample of its sentences."""
+        n_sentences = len(self._store)
+        step = max(1, n_sentences // _WORD_SAMPLE)
+        for sentence_id in range(0, n_sentences, step):
+            for word in self._analyzer.words(self._store.text(sentence_id)):
+                yield word.term
+
+    def _neighbour_before(self, ids: np.ndarray) -> np.ndarray:
+        """The sentence before each of ``ids`` in its document, or -1 at the document's start."""
+        doc = self._store.sentence_doc
+        before = np.asarray(ids, dtype=np.int64) - 1
+        inside = before >= 0
+        inside[inside] = doc[before[inside]] == doc[ids[inside]]
+        return np.where(inside, before, -1)
+
+    def _neighbour_after(self, ids: np.ndarray) -> np.ndarray:
+        """The sentence after each of ``ids`` in its document, or -1 at the document's end."""
+        doc = self._store.sentence_doc
+        after = np.asarray(ids, dtype=np.int64) + 1
+        inside = after < doc.size
+        inside[inside] = doc[after[inside]] == doc[ids[inside]]
+        return np.where(inside, after, -1)
 
     def _coverage(self, sentence_id: int, plan: QueryPlan) -> float:
         """The share of the question's weight one sentence matches. Each question word weighs as its rarest

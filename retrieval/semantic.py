@@ -29,7 +29,11 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _CHUNK = 512  # sentences encoded between two appends to the partial file (and progress updates)
-_FLOAT32_BUDGET = 768 * 2**20  # vectors above this many bytes as float32 stay float16 in memory
+# Up to this many bytes as float32 (~330k sentences of 384 numbers) the vectors are held in memory and every
+# question is compared with every sentence (~1 ms per 100k). Beyond it they stay on disk (float16, memory-
+# mapped) and only the candidates of the other stages are compared: a full scan of a million rows would
+# cost ~40 ms a question and 1.5 GB of memory.
+EXHAUSTIVE_BYTES = 512 * 2**20
 _FORMAT = "corpus-bot-vectors-1"
 
 
@@ -63,12 +67,17 @@ class SentenceVectors:
     def __init__(self, matrix: np.ndarray, model_id: str) -> None:
         self.matrix = matrix
         self.model_id = model_id
+        # Held in memory as float32: searched whole. Otherwise only rows asked for are read.
+        self.exhaustive = matrix.dtype == np.float32
 
     def __len__(self) -> int:
         return int(self.matrix.shape[0])
 
     def nearest(self, query: np.ndarray, k: int) -> DenseScores:
-        """The ``k`` sentences nearest ``query`` (a unit vector), best first; ties by the lower id."""
+        """The ``k`` sentences nearest ``query`` (a unit vector), best first; ties by the lower id. Empty
+        when the vectors are too many to scan (see ``EXHAUSTIVE_BYTES``)."""
+        if not self.exhaustive:
+            return DenseScores(np.zeros(0, np.int64), np.zeros(0, np.float32))
         cosines = self.cosines_all(query)
         k = min(k, cosines.size)
         if k <= 0:
@@ -80,7 +89,7 @@ class SentenceVectors:
 
     def cosines_all(self, query: np.ndarray) -> np.ndarray:
         query = np.asarray(query, dtype=np.float32)
-        if self.matrix.dtype == np.float32:
+        if self.exhaustive:
             return self.matrix @ query
         out = np.empty(len(self), dtype=np.float32)
         step = 65536  # float16 has no BLAS: convert a slice at a time
@@ -90,8 +99,14 @@ class SentenceVectors:
 
     def cosines(self, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
         """The cosine of each of ``ids`` to ``query``."""
-        rows = self.matrix[np.asarray(ids, dtype=np.int64)]
-        return rows.astype(np.float32, copy=False) @ np.asarray(query, dtype=np.float32)
+        ids = np.asarray(ids, dtype=np.int64)
+        query = np.asarray(query, dtype=np.float32)
+        if self.exhaustive:
+            return self.matrix[ids] @ query
+        order = np.argsort(ids, kind="stable")  # read the file front to back: fewer page faults
+        out = np.empty(ids.size, dtype=np.float32)
+        out[order] = self.matrix[ids[order]].astype(np.float32) @ query
+        return out
 
 
 def vectors_folder(cache_dir: Path, index_fingerprint: str, model_id: str) -> Path:
@@ -166,7 +181,7 @@ class VectorBuild:
             if meta.get("format") != _FORMAT or meta.get("rows") != self.total:
                 raise ValueError("it was made for another index")
             dimension = int(meta["dimension"])
-            raw = np.fromfile(folder / "vectors.f16", dtype=np.float16)
+            raw = np.memmap(folder / "vectors.f16", dtype=np.float16, mode="r")
             if raw.size != self.total * dimension:
                 raise ValueError(f"it holds {raw.size} numbers, not {self.total} x {dimension}")
         except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
@@ -215,7 +230,7 @@ class VectorBuild:
             tmp = folder / "meta.json.tmp"
             tmp.write_text(json.dumps(meta), encoding="utf-8")
             os.replace(tmp, folder / "meta.json")
-            raw = np.fromfile(folder / "vectors.f16", dtype=np.float16).reshape(self.total, dimension)
+            raw = np.memmap(folder / "vectors.f16", dtype=np.float16, mode="r").reshape(self.total, dimension)
         else:
             raw = np.concatenate(self._rows) if self._rows else np.zeros((0, dimension), np.float16)
             self._rows = []
@@ -223,7 +238,7 @@ class VectorBuild:
 
 
 def _in_memory(raw: np.ndarray) -> np.ndarray:
-    """float32 for speed (BLAS), unless that would be large: then float16, converted slice by slice."""
-    if raw.size * 4 <= _FLOAT32_BUDGET:
+    """float32 in memory for a full scan (BLAS), unless that would be large: then the float16 rows on disk."""
+    if raw.size * 4 <= EXHAUSTIVE_BYTES:
         return np.ascontiguousarray(raw, dtype=np.float32)
     return raw

@@ -60,7 +60,7 @@ def test_fuse_mixes_both_signals_and_keeps_every_bm25_match() -> None:
     dense = DenseScores(np.asarray([9, 6, 1]), np.asarray([0.9, 0.5, 0.1], np.float32))
     cosine = {5: 0.1, 6: 0.5, 7: 0.2, 9: 0.9, 1: 0.1}
     bm25 = {5: 4.0, 6: 2.0, 7: 1.0, 9: 0.0, 1: 0.0}
-    settings = SemanticSettings(weight=0.5, candidates=2, min_similarity=0.3)
+    settings = SemanticSettings(weight=0.5, candidates=2, min_similarity=0.3, method="max")
     fused = fuse(
         lexical_ids, lexical_scores, dense,
         lambda ids: np.asarray([bm25[int(i)] for i in ids]),
@@ -73,6 +73,21 @@ def test_fuse_mixes_both_signals_and_keeps_every_bm25_match() -> None:
     assert ranking[9] == pytest.approx(0.5 * 0.9)
     assert ranking[7] < min(ranking[5], ranking[6], ranking[9])  # the tail comes after every candidate
     assert ranking[7] > 0
+
+
+def test_minmax_scales_the_cosines_over_the_candidates() -> None:
+    ids, bm25 = np.asarray([1, 2]), np.asarray([2.0, 1.0])
+    dense = DenseScores(np.asarray([2, 1]), np.asarray([0.6, 0.4], np.float32))
+    cosine = {1: 0.4, 2: 0.6}
+    fused = fuse(
+        ids, bm25, dense,
+        lambda some: np.asarray([{1: 2.0, 2: 1.0}[int(i)] for i in some]),
+        lambda some: np.asarray([cosine[int(i)] for i in some]),
+        SemanticSettings(weight=0.6, min_similarity=0.0),
+    )
+    ranking = dict(zip(fused.ids.tolist(), fused.scores.tolist(), strict=True))
+    assert ranking[1] == pytest.approx(0.4 * 1.0 + 0.6 * 0.0)
+    assert ranking[2] == pytest.approx(0.4 * 0.5 + 0.6 * 1.0)
 
 
 DOCS = [
@@ -136,3 +151,21 @@ def test_semantic_off_is_plain_bm25(index: SearchIndex) -> None:
     build.run()
     assert off.search("did they quit").empty
     assert [h.score for h in off.search("minister").hits] == [h.score for h in index.search("minister").hits]
+
+
+def test_vectors_too_many_to_scan_rerank_the_word_matches_only(
+    index: SearchIndex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retrieval.semantic
+
+    monkeypatch.setattr(retrieval.semantic, "EXHAUSTIVE_BYTES", 0)
+    build = index.vector_build(ToyEncoder(), tmp_path)
+    build.run()
+    assert build.vectors is not None and not build.vectors.exhaustive  # float16 rows left on disk
+    index.attach_vectors(build)
+    assert index.search("did they quit").empty  # nothing shares a word, and the rest is not scanned
+    result = index.search("minister quit")
+    assert result.hits[0].text == "The minister stepped down on Friday."
+    assert result.confidence is not None and result.confidence > 0.3
+    ids = np.asarray([2, 0, 1])
+    assert build.vectors.cosines(ids, ToyEncoder().encode_query("minister")).shape == (3,)
