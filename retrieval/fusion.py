@@ -27,14 +27,15 @@ class SemanticSettings:
     """Whether and how meaning takes part in the ranking (see the module docstring)."""
 
     enabled: bool = True
-    weight: float = 0.5  # w: the share of the fused score that comes from the cosine
+    weight: float = 0.6  # w: the share of the fused score that comes from the cosine
     candidates: int = 100  # taken from each side before fusing
     min_similarity: float = 0.35  # a sentence that shares no word with the question needs this cosine
-    method: str = "minmax"  # "minmax": both signals scaled to 0..1 over the candidates; "max"; "rrf"
+    method: str = "ideal"  # how BM25 and cosine are put on one scale: "ideal", "minmax", "max" or "rrf"
     rrf_k: int = 60
-    context_weight: float = 0.0  # a neighbour's BM25 (same document, next to it) lends this share
+    context_weight: float = 0.3  # a neighbour's BM25 (same document, next to it) lends this share
     short_terms: int = 0  # a sentence with fewer terms than this is scaled down (a heading, "See also X.")
-    weak_similarity: float = 0.4  # the best cosine in the corpus below this: "only weak matches"
+    title_weight: float = 0.4  # the question's BM25 against a sentence's document title lends this share
+    weak_similarity: float = 0.35  # a confidence below this: "only weak matches"
 
     def __post_init__(self) -> None:
         if not 0 <= self.weight <= 1:
@@ -86,6 +87,7 @@ class Neighbourhood:
     previous: Callable[[np.ndarray], np.ndarray]
     next: Callable[[np.ndarray], np.ndarray]
     lengths: np.ndarray
+    title_bm25: Callable[[np.ndarray], np.ndarray] | None = None  # the question against each one's title
 
 
 def fuse(
@@ -125,6 +127,8 @@ def fuse(
             if present.any():
                 lent[present] = np.maximum(lent[present], bm25_of(side[present]))
         bm25 = bm25 + settings.context_weight * lent
+    if neighbourhood is not None and neighbourhood.title_bm25 is not None and settings.title_weight > 0:
+        bm25 = bm25 + settings.title_weight * neighbourhood.title_bm25(ids)
     fused = _mix(bm25, cosine, settings, full_match)
     if neighbourhood is not None and settings.short_terms > 0:
         lengths = neighbourhood.lengths[ids].astype(np.float64)

@@ -135,6 +135,11 @@ class IndexSettings:
 STORE_FORMAT = "corpus-bot-index-1"
 MAX_QUESTION_CHARS = 4096
 _EXAMPLE_SAMPLE = 20_000  # sentences read to find example questions
+# The confidence that an answer exists (see _confidence): penalties measured on the tuning questions.
+_UNKNOWN_WORD_PENALTY = 0.2
+_OTHER_YEARS_PENALTY = 0.2
+_PHRASE_CONFIDENCE = 0.9
+_YEAR = re.compile(r"\b(1\d{3}|20\d{2})\b")
 _WORD_SAMPLE = 50_000  # sentences read for the words as written, for typo look-ups (~1 s at most)
 # A phrase is checked word by word in the candidates that hold all its words, best first: all of them when
 # there are at most _PHRASE_EXACT (an exact total), else until the page is full, and never more than
@@ -167,6 +172,9 @@ class SearchIndex:
         if inverted.params != settings.ranking:
             inverted.set_params(settings.ranking)
         self._vector_build: VectorBuild | None = None
+        self._titles: InvertedIndex | None = None  # the documents' titles, indexed on first use
+        dates = [d.date for d in store.documents if d.date]
+        self._date_span = (min(dates).year, max(dates).year) if dates else None
         self._expander = QueryExpander(
             self._analyzer, inverted.term_ids, inverted.document_frequency, settings.expansion,
             surface_words=self._sample_words,
@@ -358,8 +366,14 @@ class SearchIndex:
             coverage = self._coverage(best, plan)
             weak = coverage < self.settings.weak_coverage
         if best_cosine is not None:
-            weak = weak or best_cosine < self.settings.semantic.weak_similarity
-        confidence = best_cosine if best_cosine is not None else coverage
+            # Meaning is the better judge of "is there an answer at all" than shared words (a paraphrase
+            # shares few), so with it the weak-match notice rests on the confidence alone.
+            confidence = self._confidence(best_cosine, query, plan)
+            weak = confidence < self.settings.semantic.weak_similarity
+        else:
+            confidence = coverage
+        if plan.phrases and ids.size:
+            confidence = max(confidence, _PHRASE_CONFIDENCE)  # the very words asked for are there
         page = self._page(ids, scores, offset, k)
         term_set = {t.term for t in plan.terms}
         hits = []
@@ -442,10 +456,45 @@ class SearchIndex:
             lambda some: self._inverted.score_sentences(some, plan.term_ids, plan.weights),
             lambda some: vectors.cosines(some, question_vector),
             settings,
-            Neighbourhood(self._neighbour_before, self._neighbour_after, self._inverted.lengths),
+            Neighbourhood(
+                self._neighbour_before, self._neighbour_after, self._inverted.lengths,
+                title_bm25=lambda some: self._title_scores(some, plan),
+            ),
             full_match=self._full_match(plan),
         )
         return fused.ids, fused.scores, best_cosine
+
+    def _confidence(self, best_cosine: float, query: Query, plan: QueryPlan) -> float:
+        """How likely the corpus answers the question: the best cosine in the corpus, less a share for
+        question words it has in no form (a typo with a correction counts as known), and less again when
+        every year the question names lies outside the corpus's dates."""
+        words = {t.word for t in plan.terms if t.source == QUESTION}
+        missing = [w for w in plan.unknown if w.isalpha() and w not in plan.suggestions]
+        confidence = best_cosine - _UNKNOWN_WORD_PENALTY * len(missing) / max(1, len(words))
+        years = [int(y) for y in _YEAR.findall(query.text)]
+        stats = self._date_span
+        if years and stats is not None and all(not stats[0] <= y <= stats[1] for y in years):
+            confidence -= _OTHER_YEARS_PENALTY
+        return confidence
+
+    def _title_scores(self, ids: np.ndarray, plan: QueryPlan) -> np.ndarray:
+        """The question's BM25 against the title of each sentence's document (titles often name who
+        speaks or what the piece is about, which its sentences then leave out)."""
+        titles = self._titles
+        if titles is None:
+            terms = [self._analyzer.terms(d.title) for d in self._store.documents]
+            titles = self._titles = InvertedIndex.from_term_lists(terms)
+        weights: dict[int, float] = {}
+        for weighted in plan.terms:
+            term_id = titles.term_ids.get(weighted.term)
+            if term_id is not None:
+                weights[term_id] = weights.get(term_id, 0.0) + weighted.weight
+        if not weights:
+            return np.zeros(len(ids))
+        scored = titles.score(list(weights), list(weights.values()))
+        per_document = np.zeros(titles.n_sentences)
+        per_document[scored.ids] = scored.scores
+        return per_document[self._store.sentence_doc[np.asarray(ids, dtype=np.int64)]]
 
     def _full_match(self, plan: QueryPlan) -> float:
         """The BM25 score of an average-length sentence holding each question word once, in its best form
