@@ -394,6 +394,7 @@ def run_corpus(name: str, args: argparse.Namespace, settings: IndexSettings, wor
         log(f"{name}: embedding {build.total - build.done:,} sentences (cached in {cache_dir} for next time)")
         build.run()
         log(f"{name}: embedded in {time.perf_counter() - embed_started:.1f} s")
+        open_vectors(project_index, cache_dir, threads=1)  # questions one at a time, as the bot asks them
     sentences = corpus_sentences(opened.index)
     info = CorpusInfo(name, folder, corpus_description(name), opened.documents, len(sentences), questions,
                       unreachable_questions(questions, sentences))
