@@ -73,6 +73,7 @@ _MAX_FORM_TERMS = 4
 # is seldom what was meant), and deletes of a 5-letter prefix: ~15 entries a term, ~100 MB at the cap.
 _TYPO_VOCABULARY = 50_000
 _TYPO_PREFIX = 5
+_MAX_TYPO_WORDS = 8  # unknown words looked up per question: a pasted paragraph must not cost seconds
 _MIN_TYPO_CHARS = 4  # shorter words have too many neighbours one edit away to guess from
 
 
@@ -129,6 +130,7 @@ class QueryExpander:
                 extra[term] = WeightedTerm(term, weight, source, word)
 
         words = [text[t.start : t.end].casefold() for t in tokens]
+        typo_lookups = 0
         for token, word in zip(tokens, words, strict=True):
             if not word.isalpha():
                 continue
@@ -138,7 +140,8 @@ class QueryExpander:
             if self._word_forms:
                 for term in self._form_terms(word, token.term):
                     add(term, self.settings.word_form_weight, WORD_FORM, word)
-            if self.settings.typos:
+            if self.settings.typos and typo_lookups < _MAX_TYPO_WORDS and self._rare(token.term):
+                typo_lookups += 1
                 for term in self._typo_terms(word, token.term):
                     add(term, self.settings.typo_weight, TYPO, word)
             if self.settings.compounds and token.term not in self._term_ids:
@@ -188,6 +191,10 @@ class QueryExpander:
             self._form_terms("went", "went")
         if self._spelling:
             self._spelling_terms("colour")
+
+    def _rare(self, term: str) -> bool:
+        term_id = self._term_ids.get(term)
+        return term_id is None or int(self._df[term_id]) <= _RARE_DF
 
     def corrections(self, word: str, term: str) -> list[str]:
         """The corpus terms ``word`` (analysed to ``term``) may be a misspelling of, nearest and most

@@ -85,3 +85,15 @@ def test_expansion_off_is_plain_bm25() -> None:
     exact = expanded.search("harbor colour").hits[0]
     assert exact.text.startswith("The color of the harbor")
     assert {exact.text[a:b] for a, b in exact.spans} == {"color", "harbor"}  # the variant is highlighted
+
+
+def test_a_pasted_paragraph_of_unknown_words_is_looked_up_only_so_far(
+    expander: QueryExpander, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looked_up: list[str] = []
+    typo_terms = expander._typo_terms
+    monkeypatch.setattr(expander, "_typo_terms", lambda w, t: looked_up.append(w) or typo_terms(w, t))
+    question = "goverment " + " ".join(f"zzq{chr(97 + i % 26)}{chr(97 + i // 26)}" for i in range(40))
+    typos = [t for t in expander.expand(question) if t.source == TYPO]
+    assert len(looked_up) == 8 and looked_up[0] == "goverment"
+    assert [t.term for t in typos] == ["govern"]
