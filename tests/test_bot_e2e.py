@@ -602,3 +602,26 @@ def test_corpus_bot_run_with_a_rejected_token_stops_with_one_line(tmp_path):
         "corpus-bot: error: Telegram rejected the bot token in TELEGRAM_BOT_TOKEN (telegram.token_env)"
     )
     assert "wrong-token" not in done.stderr
+
+
+# -- ranking by meaning --------------------------------------------------------------------------------
+
+
+async def test_meaning_is_used_once_embedded_and_about_tells_the_progress(tg, small_corpus_dir, tmp_path):
+    from retrieval import IndexSettings, load_corpus
+    from tests.test_semantic import ToyEncoder
+
+    documents = load_corpus(small_corpus_dir).documents
+    index = SearchIndex.build(documents, IndexSettings(max_sentence_chars=100_000))
+    build = index.vector_build(ToyEncoder(), tmp_path)
+    index.attach_vectors(build)
+    async with running_bot(tg, index):
+        about = (await ask(tg, "/about"))["text"]
+        assert "By meaning: being prepared, 0 % (0 of 14 sentences)" in about
+        assert "No quotes found for seaport" in (await ask(tg, "seaport"))["text"]
+        await asyncio.to_thread(build.run)
+        assert "By meaning: on" in (await ask(tg, "/about"))["text"]
+        reply = await ask(tg, "seaport")
+    assert "harbour" in reply["text"].casefold()
+    bold = entity_texts(reply, "bold")
+    assert bold and all(b.rstrip(".").isdigit() for b in bold)  # only the numbers: no word of it matched

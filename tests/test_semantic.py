@@ -12,7 +12,10 @@ from retrieval import NO_EXPANSION, Document, IndexSettings, SearchIndex, Semant
 from retrieval.fusion import fuse
 from retrieval.semantic import DenseScores, SentenceVectors
 
-SYNONYMS = {"quit": "resign", "resigned": "resign", "stepped": "resign", "sue": "court", "court": "court"}
+SYNONYMS = {
+    "quit": "resign", "resigned": "resign", "stepped": "resign", "sue": "court", "court": "court",
+    "seaport": "harbour",
+}
 
 _TOY_STOP_WORDS = {"the", "did", "they", "on", "a", "was", "down", "in"}
 
