@@ -289,6 +289,10 @@ def open_vectors(
     be run: ``build.run()``, which takes minutes per 10k sentences, off the event loop."""
     if not index.settings.semantic.enabled:
         return None
+    if index.settings.language not in ("english", "porter"):
+        # The model was trained on English only: elsewhere its neighbours are noise, words rank alone.
+        log.info("ranking by meaning is off for %s (the model is English only)", index.settings.language)
+        return None
     from retrieval.encoder import EncoderUnavailable, SentenceEncoder
 
     try:

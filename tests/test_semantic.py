@@ -172,3 +172,13 @@ def test_vectors_too_many_to_scan_rerank_the_word_matches_only(
     assert result.confidence is not None and result.confidence > 0.3
     ids = np.asarray([2, 0, 1])
     assert build.vectors.cosines(ids, ToyEncoder().encode_query("minister")).shape == (3,)
+
+
+def test_meaning_stays_off_for_a_corpus_in_another_language(tmp_path: Path) -> None:
+    from retrieval import open_vectors
+
+    settings = IndexSettings(language="french", stop_words=False)
+    documents = [Document("f.txt", "Le port", None, ("Le port était calme ce soir.",))]
+    index = SearchIndex.build(documents, settings)
+    assert open_vectors(index, tmp_path) is None
+    assert index.search("port").hits and not index.semantic_ready
