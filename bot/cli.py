@@ -16,7 +16,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings, read_token
@@ -27,12 +27,23 @@ EXIT_FAILURE = 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    # Known options only: a question word such as "-research" (an exclusion) is not an option.
+    args, extra = parser.parse_known_args(argv)
+    if args.command is _ask:
+        unknown = [word for word in extra if word.startswith("--")]
+        if unknown:
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        args.question = " ".join([*args.question, *extra])
+        if not args.question.strip():
+            parser.error("the following arguments are required: question")
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         settings = load_settings(args.config)
         return int(args.command(args, settings))
     except (ConfigError, CorpusError) as error:
-        print(f"corpus-bot: error: {error}", file=sys.stderr)
+        _fail(str(error), as_json=getattr(args, "json", False))
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
@@ -49,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     ask = add("ask", "answer one question from the corpus in the terminal", _ask)
-    ask.add_argument("question", help='the question; supports "phrases", -word, after:/before:/year:')
+    ask.add_argument(
+        "question", nargs="*", help='the question; supports "phrases", -word, after:/before:/year:'
+    )
     ask.add_argument(
         "--top-k", type=_positive_int, default=5, metavar="N", help="how many quotes (default 5)"
     )
@@ -105,6 +118,7 @@ def _open(
             bar.close()
 
 
+_STOP_WAIT = 30.0  # seconds to wait for the background embedding to stop after its current chunk
 # `ask` embeds at most this many sentences itself (~1 minute); a larger corpus needs `corpus-bot index` first.
 _ASK_EMBEDS_AT_MOST = 5_000
 
@@ -154,11 +168,21 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
     result = opened.index.search(args.question, k=args.top_k)
+    if result.error is not None:
+        _fail(result.error, as_json=args.json)
+        return EXIT_FAILURE
     if args.json:
         print(json.dumps([_hit_json(hit) for hit in result.hits], ensure_ascii=False, indent=2))
     else:
         print(_format_result(result, bold=sys.stdout.isatty()))
     return 0 if result.error is None else EXIT_FAILURE
+
+
+def _fail(message: str, *, as_json: bool) -> None:
+    """One line on stderr; with ``--json``, also ``{"error": ...}`` on stdout for the program reading it."""
+    if as_json:
+        print(json.dumps({"error": message}, ensure_ascii=False))
+    print(f"corpus-bot: error: {message}", file=sys.stderr)
 
 
 def _hit_json(hit: Hit) -> dict[str, object]:
@@ -167,8 +191,14 @@ def _hit_json(hit: Hit) -> dict[str, object]:
         "date": hit.date.isoformat() if hit.date else None,
         "title": hit.title,
         "doc": hit.doc,
-        "score": round(hit.score, 6),
+        "score": round(_shown_score(hit), 6),
     }
+
+
+def _shown_score(hit: Hit) -> float:
+    """The score as users see it: BM25's idf goes negative for a word in most sentences (a one-sentence or
+    all-identical corpus), which means "no evidence", not "worse than nothing", so it shows as 0."""
+    return max(0.0, hit.score)
 
 
 def _format_result(result: SearchResult, *, bold: bool) -> str:
@@ -181,7 +211,7 @@ def _format_result(result: SearchResult, *, bold: bool) -> str:
         lines.append(f"  did you mean {' or '.join(options)} (for “{word}”)?")
     for rank, hit in enumerate(result.hits, start=1):
         date = hit.date.isoformat() if hit.date else "date unknown"
-        lines.append(f"{rank}. {date} · {hit.title}  [{hit.doc}, score {hit.score:.2f}]")
+        lines.append(f"{rank}. {date} · {hit.title}  [{hit.doc}, score {_shown_score(hit):.2f}]")
         lines.append(f"   {_emphasise(hit, bold)}")
         if hit.duplicates:
             lines.append(f"   (also in {hit.duplicates} other place{'s' if hit.duplicates > 1 else ''})")
@@ -221,13 +251,15 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _start_meaning(opened: OpenedIndex, settings: Settings) -> None:
+def _start_meaning(opened: OpenedIndex, settings: Settings) -> Callable[[], None]:
     """Warm the typo index up and embed the corpus in a background thread, while the bot answers with
-    BM25 (the embedding uses one core; the other answers)."""
+    BM25 (the embedding uses one core; the other answers). Returns what stops that thread and waits for
+    it, to be called before the process exits."""
     build = open_vectors(opened.index, settings.index.cache_dir, threads=1)
     if build is None or build.complete:
-        threading.Thread(target=opened.index.warm_up, name="warm-up", daemon=True).start()
-        return
+        warm = threading.Thread(target=opened.index.warm_up, name="warm-up", daemon=True)
+        warm.start()
+        return lambda: warm.join(timeout=_STOP_WAIT)
     log = logging.getLogger("corpus_bot")
     log.info("ranking by meaning: embedding %s sentences in the background", f"{build.total - build.done:,}")
     last = [time.monotonic()]
@@ -242,7 +274,17 @@ def _start_meaning(opened: OpenedIndex, settings: Settings) -> None:
         if build.run(progress) is not None:
             log.info("ranking by meaning: ready (%s sentences, %.0f s)", f"{build.total:,}", build.seconds)
 
-    threading.Thread(target=run, name="embed-corpus", daemon=True).start()
+    worker = threading.Thread(target=run, name="embed-corpus", daemon=True)
+    worker.start()
+
+    def stop() -> None:
+        build.stop()
+        worker.join(timeout=_STOP_WAIT)
+        if not build.complete:
+            log.info("ranking by meaning: %s of %s sentences embedded; the next start goes on from there",
+                     f"{build.done:,}", f"{build.total:,}")
+
+    return stop
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -257,13 +299,16 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         check_webhook_settings(settings)
     opened = _open(settings, None)
     logging.getLogger("corpus_bot").info("index ready: %s", opened.summary())
-    _start_meaning(opened, settings)
-    if mode == "webhook":
-        from bot.webhook import run_webhook
+    stop_meaning = _start_meaning(opened, settings)
+    try:
+        if mode == "webhook":
+            from bot.webhook import run_webhook
 
-        run_webhook(settings, opened.index, token)
-    else:
-        from bot.app import run_polling
+            run_webhook(settings, opened.index, token)
+        else:
+            from bot.app import run_polling
 
-        run_polling(settings, opened.index, token)
+            run_polling(settings, opened.index, token)
+    finally:
+        stop_meaning()
     return 0

@@ -28,7 +28,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 512  # sentences encoded between two appends to the partial file (and progress updates)
+_CHUNK = 128  # sentences encoded between two appends to the partial file, progress updates and stop checks
 # Up to this many bytes as float32 (~330k sentences of 384 numbers) the vectors are held in memory and every
 # question is compared with every sentence (~1 ms per 100k). Beyond it they stay on disk (float16, memory-
 # mapped) and only the candidates of the other stages are compared: a full scan of a million rows would
@@ -141,6 +141,7 @@ class VectorBuild:
         self.error: str | None = None
         self.seconds = 0.0
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._load_finished()
 
     @property
@@ -167,6 +168,13 @@ class VectorBuild:
                 return None
             self.seconds += time.perf_counter() - started
             return self._vectors
+
+    def stop(self) -> None:
+        """Ask a :meth:`run` in another thread to stop after the chunk it is encoding (a second or so); what
+        it made is kept on disk, and the next run goes on from there. A process must stop the build and
+        wait for its thread before exiting: onnxruntime aborts the process when its threads are torn
+        down mid-run."""
+        self._stopping.set()
 
     # -- internals --------------------------------------------------------------------------------------
 
@@ -209,6 +217,8 @@ class VectorBuild:
         if progress is not None:
             progress(self.done, self.total)
         while self.done < self.total:
+            if self._stopping.is_set():
+                return
             hi = min(self.done + _CHUNK, self.total)
             texts = [self._texts(i) for i in range(self.done, hi)]
             chunk = self.encoder.encode(texts, batch_size=self._batch_size).astype(np.float16)
