@@ -186,13 +186,15 @@ class VectorBuild:
             return
         try:
             meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("its meta.json is not an object")
             if meta.get("format") != _FORMAT or meta.get("rows") != self.total:
                 raise ValueError("it was made for another index")
             dimension = int(meta["dimension"])
             raw = np.memmap(folder / "vectors.f16", dtype=np.float16, mode="r")
             if raw.size != self.total * dimension:
                 raise ValueError(f"it holds {raw.size} numbers, not {self.total} x {dimension}")
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as error:
             log.warning("embedding cache %s is unusable (%s); encoding again", folder, error)
             return
         self._vectors = SentenceVectors(_in_memory(raw.reshape(self.total, dimension)), self.encoder.model_id)
