@@ -67,7 +67,7 @@ class IndexConfig:
 
 @dataclass(frozen=True)
 class AnalysisConfig:
-    language: str = _key("english", check="nonempty")
+    language: str = _key("english", check="language")  # a Snowball stemmer name
     stop_words: bool = _key(True)
     stemming: bool = _key(True)
 
@@ -256,7 +256,23 @@ def _build_section(cls: Any, section: str, data: Mapping[str, Any], *, label: st
         value = data.get(name, spec.default)
         checked = _check(f"{section}.{name}", value, hints[name], spec.metadata, label=label)
         values[name] = base_dir / checked.expanduser() if isinstance(checked, Path) else checked
+    if cls is AnalysisConfig:
+        _check_stop_words(values["language"], values["stop_words"], label=label)
     return cls(**values)
+
+
+def _check_stop_words(language: str, stop_words: bool, *, label: str) -> None:
+    """Stop words need a list for the language; which ones have one is the analyzer's to say."""
+    language = language.strip().lower()
+    if not stop_words or language in ("english", "porter"):
+        return  # the common case answered without importing retrieval (and numpy with it)
+    from retrieval.analysis import stop_word_languages, stop_words_for
+
+    if stop_words_for(language) is None:
+        raise ConfigError(
+            f"{label}: 'analysis.stop_words' must be false for language {language!r}: there is no stop-word "
+            f"list for it (there is for {', '.join(stop_word_languages())})"
+        )
 
 
 def _check(key: str, value: Any, hint: Any, meta: Mapping[str, Any], *, label: str) -> Any:
@@ -311,6 +327,11 @@ def _check(key: str, value: Any, hint: Any, meta: Mapping[str, Any], *, label: s
     check = meta.get("check")
     if check == "nonempty" and not value.strip():
         fail("a non-empty string")
+    if check == "language":
+        import Stemmer
+
+        if value.strip().lower() not in Stemmer.algorithms():
+            fail(f"a language the stemmer knows: one of {', '.join(Stemmer.algorithms())}")
     if check == "env_name" and not _ENV_NAME.fullmatch(value):
         fail("the name of an environment variable (letters, digits, underscores)")
     if check == "http_url" and not re.match(r"https?://[^\s/]+", value):

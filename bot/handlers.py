@@ -201,18 +201,25 @@ async def _typing_until_done(
         await asyncio.wait({task}, timeout=_TYPING_EVERY)
 
 
-def _admit(services: Services, user_id: int, *, inline: bool = False) -> render.Reply | None:
-    """None if the user may ask now, else the refusal to show (empty text: say nothing)."""
+def _admit(services: Services, user_id: int, *, inline: bool = False) -> str | None:
+    """None if the user may ask now, else the refusal to tell, as plain text ("": say nothing).
+
+    Questions and the buttons that search or send a new message share one limiter per user, so pressing
+    "Context" in a loop costs what asking in a loop does, and one notice covers the whole streak.
+    """
     admission = (services.inline_limiter if inline else services.limiter).admit(user_id)
     if admission.allowed:
         return None
     logger.info("user %s is over the question limit", user_id)
     if not admission.notify:
-        return render.Reply("")
+        return ""
     wait = max(1, round(admission.retry_after))
-    return render.Reply(render.render_notice(
-        f"You are asking faster than I can read 🙂 Please wait {wait} seconds and ask again."
-    ))
+    return f"You are asking faster than I can read 🙂 Please wait {wait} seconds and ask again."
+
+
+async def _refuse_button(query: CallbackQuery, refusal: str) -> None:
+    """Answer a refused press: the notice once, then silently (the button must stop spinning either way)."""
+    await query.answer(refusal or None)
 
 
 # -- commands ------------------------------------------------------------------------------------------
@@ -282,8 +289,8 @@ async def question(update: Update, context: BotContext) -> None:
         return
     refusal = _admit(services, message.from_user.id if message.from_user else message.chat_id)
     if refusal is not None:
-        if refusal.text:
-            await message.reply_text(refusal.text, reply_parameters=_reply_to(message))
+        if refusal:
+            await message.reply_text(render.render_notice(refusal), reply_parameters=_reply_to(message))
         return
     replies = services.settings.replies
     result = await _search(context, asked, k=replies.results_per_page, chat_id=message.chat_id)
@@ -340,7 +347,7 @@ async def _turn_page(query: CallbackQuery, pressed: render.PageButton, context: 
         return
     refusal = _admit(services, query.from_user.id)
     if refusal is not None:
-        await query.answer("You are asking faster than I can read. Please wait a little.")
+        await _refuse_button(query, refusal)
         return
     result = await _search(context, asked, k=replies.results_per_page, offset=pressed.offset)
     if result.empty or result.error:
@@ -366,6 +373,11 @@ async def _show_context(query: CallbackQuery, pressed: render.ContextButton, con
     if pressed.fingerprint != services.fingerprint:
         await query.answer(_STALE_CORPUS)
         return
+    if not pressed.edit:  # a new message each press ("More context" edits the one it is on)
+        refusal = _admit(services, query.from_user.id)
+        if refusal is not None:
+            await _refuse_button(query, refusal)
+            return
     radius = min(pressed.radius, render.MAX_CONTEXT_RADIUS)
     index = services.index
     try:
@@ -413,8 +425,9 @@ async def inline_query(update: Update, context: BotContext) -> None:
         busy = _inline_button("Too many questions: wait a bit")
         await query.answer([], cache_time=0, is_personal=True, button=busy)
         return
-    offset = int(query.offset) if query.offset.isdigit() else 0
-    if offset > _MAX_INLINE_OFFSET or len(asked) > services.settings.limits.max_question_chars:
+    offset = render.parse_count(query.offset, _MAX_INLINE_OFFSET) if query.offset else 0
+    if offset is None or len(asked) > services.settings.limits.max_question_chars:
+        # A forged or out-of-range offset: nothing more to show (Telegram only sends our next_offset back).
         await query.answer([], cache_time=cache_time)
         return
     result = await _search(context, asked, k=replies.inline_results, offset=offset)

@@ -359,24 +359,36 @@ def encode_context(button: ContextButton) -> str:
     return f"{kind}|{button.fingerprint}|{button.sentence_id}|{button.radius}"
 
 
+MAX_CALLBACK_NUMBER = 10**12  # above any sentence id (they are int32), offset or radius this bot makes
+
+
+def parse_count(text: str, limit: int) -> int | None:
+    """A number a user controls (callback data, inline offsets): ASCII digits only, at most ``limit``; else
+    None. ``str.isdigit`` is not enough: it accepts "²" (``int()`` fails) and "١٢" (``int()`` reads 12)."""
+    if not (0 < len(text) <= len(str(limit)) and text.isascii() and text.isdigit()):
+        return None
+    value = int(text)
+    return value if value <= limit else None
+
+
 def decode_callback(data: str | None) -> PageButton | ContextButton | None:
     """The button behind ``callback_data``; None for anything this bot did not make (or an old format)."""
     if not data:
         return None
     kind, _, rest = data.partition("|")
-    try:
-        if kind == "m":
-            offset, _, question = rest.partition("|")
-            if not offset.isdigit():
-                return None
-            return PageButton(int(offset), question or None)
-        if kind in ("c", "x"):
-            fingerprint, sentence_id, radius = rest.split("|")
-            if not (sentence_id.isdigit() and radius.isdigit()):
-                return None
-            return ContextButton(fingerprint, int(sentence_id), int(radius), edit=kind == "x")
-    except ValueError:
-        return None
+    if kind == "m":
+        text, _, question = rest.partition("|")
+        offset = parse_count(text, MAX_CALLBACK_NUMBER)
+        return None if offset is None else PageButton(offset, question or None)
+    if kind in ("c", "x"):
+        parts = rest.split("|")
+        if len(parts) != 3:
+            return None
+        sentence_id = parse_count(parts[1], MAX_CALLBACK_NUMBER)
+        radius = parse_count(parts[2], MAX_CALLBACK_NUMBER)
+        if sentence_id is None or radius is None:
+            return None
+        return ContextButton(parts[0], sentence_id, radius, edit=kind == "x")
     return None
 
 

@@ -17,12 +17,15 @@ raw token to its terms, so a word seen before costs one dict look-up.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 import unicodedata
 from collections.abc import Collection
 from dataclasses import dataclass
 
 import Stemmer
+import stop_words as stop_word_lists
 
 # Bump whenever a change here can change what terms(), tokens() or words() return: the index cache keys on it.
 ANALYSIS_VERSION = 1
@@ -49,7 +52,36 @@ ENGLISH_STOP_WORDS: frozenset[str] = frozenset(
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
 
-_STOP_WORDS = {"english": ENGLISH_STOP_WORDS, "porter": ENGLISH_STOP_WORDS}
+# The lists of the other Snowball languages come from the stop-words package (data files it ships, no
+# download); Snowball names it spells differently are mapped here. English keeps the list above, unchanged:
+# terms() output, and so the index cache, must not move under an existing English index.
+_OWN_STOP_WORDS = {"english": ENGLISH_STOP_WORDS, "porter": ENGLISH_STOP_WORDS}
+_STOP_LIST_NAMES = {"dutch_porter": "dutch"}
+# The package's Greek list is Ancient Greek (polytonic: "καί", "ὁ"); Snowball's stemmer is for Modern Greek,
+# whose text it would never match.
+_NO_STOP_LIST = frozenset({"greek"})
+
+
+def stop_word_languages() -> list[str]:
+    """The Snowball languages (``Stemmer.algorithms()``) that have a stop-word list."""
+    return [language for language in Stemmer.algorithms() if stop_words_for(language) is not None]
+
+
+@functools.cache
+def stop_words_for(language: str) -> frozenset[str] | None:
+    """The stop words of a Snowball language, normalised like tokens (NFKC, case folding, one apostrophe),
+    or None when there is no list for it."""
+    own = _OWN_STOP_WORDS.get(language)
+    if own is not None:
+        return own
+    name = _STOP_LIST_NAMES.get(language, language)
+    if name in _NO_STOP_LIST or name not in stop_word_lists.AVAILABLE_LANGUAGES:
+        return None
+    try:
+        words = stop_word_lists.get_stop_words(name)
+    except stop_word_lists.StopWordError:  # a broken install: as if there were no list
+        return None
+    return frozenset(_normalise(word) for word in words if word.strip()) or None
 
 
 def _mark_class() -> str:
@@ -76,7 +108,10 @@ _CJK_CLASS = (
     "\U0001b000-\U0001b16f\U00020000-\U0003134f"
 )
 _MARKS = f"[{_mark_class()}]"
-_PART = f"[^\\W_]+(?:{_MARKS}+[^\\W_]*)*"  # a run of letters and digits (\w minus _), marks allowed inside
+# A run of letters and digits (\w minus _), marks allowed inside. Possessive: a part is always taken whole
+# (what follows it is never a letter, digit or mark), and without them a part that fails to complete a
+# fullmatch (``_STRICT`` on "a" + marks + "(") retried every way of splitting its marks: exponential.
+_PART = f"[^\\W_]++(?:{_MARKS}++[^\\W_]*+)*+"
 # Raw tokens: parts joined by an apostrophe, "." or ",". Only the memo miss path sees the stricter rule
 # (``_STRICT``: "." between digits, "," before three digits), so the hot regex stays simple and fast.
 _TOKEN = re.compile(f"{_PART}(?:[.,'’＇]{_PART})*")
@@ -106,8 +141,8 @@ _Piece = tuple[str, int, int]
 class Analyzer:
     """Turns text into index terms; the same object (same settings) must analyse documents and questions.
 
-    ``language`` is a Snowball stemmer name (``Stemmer.algorithms()``); the built-in stop-word list is
-    English, so ``stop_words=True`` needs ``language="english"`` (or ``"porter"``).
+    ``language`` is a Snowball stemmer name (``Stemmer.algorithms()``); ``stop_words=True`` needs a
+    language with a stop-word list (:func:`stop_word_languages`).
     """
 
     def __init__(self, *, language: str = "english", stop_words: bool = True, stemming: bool = True) -> None:
@@ -115,14 +150,16 @@ class Analyzer:
         if language not in Stemmer.algorithms():
             known = ", ".join(a for a in Stemmer.algorithms())
             raise ValueError(f"unknown language {language!r} for stemming; choose one of: {known}")
-        if stop_words and language not in _STOP_WORDS:
+        stop = stop_words_for(language) if stop_words else frozenset()
+        if stop is None:
             raise ValueError(
-                f"there is no stop-word list for {language!r} (only English); turn stop words off for it"
+                f"there is no stop-word list for {language!r}; turn stop words off for it "
+                f"(lists exist for: {', '.join(stop_word_languages())})"
             )
         self.language = language
         self.stop_words = stop_words
         self.stemming = stemming
-        self._stop: frozenset[str] = _STOP_WORDS[language] if stop_words else frozenset()
+        self._stop: frozenset[str] = stop
         self._stemmer = Stemmer.Stemmer(language) if stemming else None
         self._stems: dict[str, str] = {}  # normalised word -> stem
         # The memo of terms(): raw token -> its term ("" for none, i.e. a stop word), and, apart, the raw
@@ -139,10 +176,14 @@ class Analyzer:
         """Changes whenever analysis output could change: the settings, this module's version, the Unicode
         data of this Python (NFKC, case folding, ``\\w``) and the Snowball stemmer's version."""
         stemmer = Stemmer.version() if self.stemming else "-"
-        return (
+        fingerprint = (
             f"analysis-{ANALYSIS_VERSION}|{self.language}|stop={int(self.stop_words)}"
             f"|stem={int(self.stemming)}|snowball={stemmer}|unicode={unicodedata.unidata_version}"
         )
+        if self._stop and self.language not in _OWN_STOP_WORDS:  # a packaged list: it may change
+            listed = "\n".join(sorted(self._stop)).encode()
+            fingerprint += f"|stoplist={hashlib.blake2s(listed, digest_size=6).hexdigest()}"
+        return fingerprint
 
     # -- public API -------------------------------------------------------------------------------------
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
+import Stemmer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -169,9 +172,68 @@ def test_fingerprint_follows_the_settings() -> None:
 def test_language_checks() -> None:
     with pytest.raises(ValueError, match="unknown language"):
         Analyzer(language="klingon")
-    with pytest.raises(ValueError, match="stop-word"):
-        Analyzer(language="german")
+    with pytest.raises(ValueError, match="no stop-word list for 'esperanto'"):
+        Analyzer(language="esperanto")
     assert Analyzer(language="German", stop_words=False).terms("Häuser") == ["haus"]
+
+
+def test_english_analysis_is_unchanged() -> None:
+    # The index cache keys on the fingerprint: English must analyse, and fingerprint, exactly as before
+    # the other languages got stop-word lists (else ANALYSIS_VERSION would have to be bumped).
+    english = Analyzer()
+    assert english.fingerprint == (
+        f"analysis-1|english|stop=1|stem=1|snowball={Stemmer.version()}|unicode={unicodedata.unidata_version}"
+    )
+    assert analysis.stop_words_for("english") is ENGLISH_STOP_WORDS
+    terms = english.terms("The cats aren't on the mat, are they? Xi’s research")
+    assert terms == ["cat", "mat", "xi", "research"]
+
+
+def test_other_languages_have_packaged_stop_word_lists() -> None:
+    french = Analyzer(language="french")
+    assert french.terms("Les chats et le poisson") == ["chat", "poisson"]
+    assert french.is_stop_word("Les") and not french.is_stop_word("chat")
+    german = Analyzer(language="GERMAN")
+    assert german.terms("Die Häuser und der Garten") == ["haus", "gart"]
+    assert Analyzer(language="russian").terms("Дом и сад") == ["дом", "сад"]
+    # a packaged list is part of the fingerprint, so a new release of the list rebuilds the index
+    assert "stoplist=" in french.fingerprint
+    assert french.fingerprint != Analyzer(language="french", stop_words=False).fingerprint
+    assert "stoplist=" not in Analyzer(language="french", stop_words=False).fingerprint
+
+
+def test_every_stop_word_list_is_normalised_like_tokens() -> None:
+    languages = analysis.stop_word_languages()
+    assert {"english", "porter", "french", "german", "spanish", "dutch", "dutch_porter"} <= set(languages)
+    assert "esperanto" not in languages and "greek" not in languages  # no list; Ancient Greek only
+    for language in languages:
+        stop = analysis.stop_words_for(language)
+        assert stop, language
+        assert all(word == analysis._normalise(word) for word in stop), language
+        # a stop word as written in a text is dropped, whatever its case
+        analyzer = Analyzer(language=language, stemming=False)
+        word = next(w for w in sorted(stop) if analyzer.words(w) and analyzer.words(w)[0].term == w)
+        assert analyzer.terms(word.upper()) == [], (language, word)
+
+
+def test_a_french_corpus_is_searchable_end_to_end(tmp_path) -> None:
+    from bot.config import load_settings
+    from retrieval import SearchIndex, load_corpus
+
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "lettre.txt").write_text(
+        "date 1905-03-01 Lettre\n\nLes chats mangent du poisson le vendredi. Le jardin est fleuri.\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text("analysis: {language: french}\nranking: {semantic: false}\n", encoding="utf-8")
+    settings = load_settings(config)
+    index = SearchIndex.build(load_corpus(settings.corpus.path).documents, settings.index_settings())
+    result = index.search("chat")
+    assert result.error is None
+    assert [hit.text for hit in result.hits] == ["Les chats mangent du poisson le vendredi."]
+    assert [result.hits[0].text[a:b] for a, b in result.hits[0].spans] == ["chats"]
+    assert index.search("les").empty  # a stop word alone finds nothing
 
 
 def test_memo_gives_the_same_terms_and_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

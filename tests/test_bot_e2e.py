@@ -462,6 +462,56 @@ async def test_flood_protection_per_user(tg, small_index):
     assert len(tg.sent_messages(USER)) == 3
 
 
+async def test_context_presses_count_against_the_question_limit(tg, small_index):
+    settings = bot_settings(tg, limits={"questions_per_minute": 5})
+    async with running_bot(tg, small_index, settings):
+        reply = await ask(tg, "harbour")  # 1 of 5
+        sent = len(tg.sent_messages(USER))
+        since = len(tg.calls)
+        for _ in range(40):
+            await press(tg, reply, "Context 1")
+        answers = [call.params for call in await tg.wait_for("answerCallbackQuery", count=40, since=since)]
+        await asyncio.sleep(0.3)
+        assert len(tg.sent_messages(USER)) == sent + 4  # 4 new context messages, no more
+        told = [a["text"] for a in answers if a.get("text")]
+        assert len(told) == 1 and "faster than I can read" in told[0]  # one notice for the whole streak
+        assert len(answers) == 40  # every press answered: no button keeps spinning
+
+        # the same budget: a question now is refused too (silently, the user was told), and so is "More »"
+        tg.message("harbour")
+        since = await press(tg, reply, "More »")
+        assert not (await callback_answer(tg, since)).get("text")
+        await asyncio.sleep(0.3)
+        assert len(tg.sent_messages(USER)) == sent + 4
+        assert not tg.edited_messages()
+
+
+async def test_forged_numbers_get_a_polite_answer_never_a_traceback(tg, small_index, caplog):
+    settings = bot_settings(tg, replies={"inline_results": 3})
+    async with running_bot(tg, small_index, settings):
+        for offset in ["²", "١", "3²", "+3", " 3", "-3", "9" * 30, "1001"]:
+            since = len(tg.calls)
+            tg.inline_query("harbour", offset=offset)
+            [call] = await tg.wait_for("answerInlineQuery", since=since)
+            assert call.params["results"] == [], offset
+        since = len(tg.calls)
+        tg.inline_query("harbour", offset="3")  # a real offset still pages
+        [call] = await tg.wait_for("answerInlineQuery", since=since)
+        assert len(call.params["results"]) == 3
+
+        reply = await ask(tg, "harbour")
+        [context_data] = [b["callback_data"] for row in reply["reply_markup"]["inline_keyboard"] for b in row
+                          if b["text"] == "Context 1"]
+        _, fingerprint, sentence_id, radius = context_data.split("|")
+        for data in ["m|²|harbour", "m|١|harbour", f"c|{fingerprint}|²|{radius}",
+                     f"c|{fingerprint}|{sentence_id}|٢", f"x|{fingerprint}|{'9' * 40}|{radius}"]:
+            since = len(tg.calls)
+            tg.callback_query(reply, data, check=False)
+            assert "ask your question again" in (await callback_answer(tg, since))["text"], data
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not tg.edited_messages()
+
+
 # -- slowness ------------------------------------------------------------------------------------------
 
 

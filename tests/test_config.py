@@ -136,6 +136,9 @@ search: {weak_coverage: 0.25}
         ("webhook: {port: 0}", "'webhook.port' must be between 1 and 65535, got 0"),
         ("webhook: {path: telegram}", "'webhook.path' must be a URL path starting with '/'"),
         ("logging: {level: loud}", "'logging.level' must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("analysis: {language: klingon}", "'analysis.language' must be a language the stemmer knows: one of"),
+        ("analysis: {language: esperanto}", "'analysis.stop_words' must be false for language 'esperanto'"),
+        ("analysis: {language: Greek}", "'analysis.stop_words' must be false for language 'greek'"),
         ("- a\n- b\n", "must be a mapping of sections"),
         ("telegram: {mode: [", "not valid YAML at line 1"),
     ],
@@ -174,3 +177,31 @@ def test_default_token_variable_and_a_malformed_token(monkeypatch):
     assert "secret-without-colon" not in str(caught.value)
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "42:xyz")
     assert read_token(Settings()) == "42:xyz"
+
+
+@pytest.mark.parametrize("language", ["french", "German", "english", "porter", "spanish", "dutch_porter"])
+def test_languages_with_stop_words_are_accepted(tmp_path, language):
+    settings = load_settings(write(tmp_path, f"analysis: {{language: {language}}}"))
+    assert settings.analysis.stop_words is True and settings.analysis.language == language
+
+
+def test_config_and_analyzer_agree_on_every_language(tmp_path):
+    import Stemmer
+
+    from retrieval.analysis import Analyzer
+
+    for language in Stemmer.algorithms():
+        try:
+            Analyzer(language=language)
+        except ValueError:
+            analyzer_ok = False
+        else:
+            analyzer_ok = True
+        try:
+            load_settings(write(tmp_path, f"analysis: {{language: {language}}}"))
+        except ConfigError:
+            config_ok = False
+        else:
+            config_ok = True
+        assert config_ok == analyzer_ok, language
+        load_settings(write(tmp_path, f"analysis: {{language: {language}, stop_words: false}}"))

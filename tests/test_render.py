@@ -322,7 +322,13 @@ def test_commands_render_valid_html():
     assert "Documents: 12" in about and "Sentences: 3,400" in about and "Undated documents: 1" in about
 
 
-@pytest.mark.parametrize("data", [None, "", "m|x|q", "c|f|1", "c|f|x|2", "q|1|2", "m|", "x|f|1|2|3"])
+@pytest.mark.parametrize(
+    "data",
+    [None, "", "m|x|q", "c|f|1", "c|f|x|2", "q|1|2", "m|", "x|f|1|2|3",
+     # forged numbers: str.isdigit() accepts them, int() fails or reads another script's digits; too big
+     "m|²|q", "m|١٢|q", "c|f|²|2", "c|f|1|٣", "x|f|1|²", "m|+1|q", "m| 1|q", "m|1_0|q",
+     "c|f|" + "9" * 40 + "|2"],
+)
 def test_malformed_callback_data_decodes_to_none(data):
     assert decode_callback(data) is None
 
