@@ -286,11 +286,22 @@ def bm25_weights(
 
 
 def top_k(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k best (id, score) pairs, best first; ties broken by the lower id for stable answers."""
+    """The k best (id, score) pairs, best first; ties broken by the lower id for stable answers.
+
+    The order is total (score descending, then id ascending), so ``top_k(.., k)`` is always the first k of
+    ``top_k(.., n)`` for any n >= k: pages cut from it never repeat or skip. ``argpartition`` alone picks
+    arbitrarily among the scores tied at the k-th place, so those are chosen by id here."""
     if k <= 0 or ids.size == 0:
         return ids[:0], scores[:0]
     if ids.size > k:
         part = np.argpartition(-scores, k - 1)[:k]
+        threshold = scores[part].min()
+        above = np.flatnonzero(scores > threshold)
+        tied = np.flatnonzero(scores == threshold)
+        room = k - above.size  # at least 1: the k-th best itself is tied at the threshold
+        if tied.size > room:
+            tied = tied[np.argpartition(ids[tied], room - 1)[:room]]
+        part = np.concatenate([above, tied])
         ids, scores = ids[part], scores[part]
     order = np.lexsort((ids, -scores))
     return ids[order], scores[order]

@@ -5,7 +5,8 @@ what the parts mean for ranking. The syntax:
 
 * ``"exact phrase"``: straight or typographic quotes (“…”, ”…”, „…“, «…», »…«, 「…」, 『…』). A quote mark
   that is never closed is dropped, and the rest of the question is read without phrases (never an error:
-  ``27" monitor`` is not a mistake).
+  ``27" monitor`` is not a mistake). A quote mark is closed by its own kind first (``"`` by ``"``, ``“`` by
+  ``”``), so quotes of another kind inside a phrase stay in it: ``"he said “basic research” today"``.
 * ``-word`` and ``-"a phrase"``: leave out sentences holding them. Only a ``-`` that starts a word and is
   followed by a letter excludes: ``well-known`` is one word, ``-5`` is the number.
 * ``after:DATE``, ``before:DATE`` (inclusive: "on or after", "on or before") and ``year:YYYY``, in any
@@ -63,6 +64,11 @@ _CLOSERS = {
 }
 _QUOTES = "".join(sorted(set(_CLOSERS) | set("".join(_CLOSERS.values()))))
 _CLOSER_RE = {opener: re.compile(f"[{re.escape(closers)}]") for opener, closers in _CLOSERS.items()}
+# The closer of an opener's own pair comes first when there is one, so that quotes of another kind inside
+# a phrase stay in it: "he said “basic research” today" is one phrase, not two.
+_OWN_CLOSERS = {'"': '"', "＂": "＂", "“": "”", "„": "“”", "”": "”", "‟": "”"}
+_OWN_CLOSER_RE = {opener: re.compile(f"[{re.escape(closers)}]") for opener, closers in _OWN_CLOSERS.items()}
+_QUOTE_MARKS = str.maketrans(dict.fromkeys(_QUOTES, " "))
 
 _SPACE = re.compile(r"\s+")
 _TOKEN = re.compile(f"[^\\s{re.escape(_QUOTES)}]+")  # a word ends at white space or a quote mark
@@ -82,6 +88,7 @@ def parse_query(question: str) -> Query:
     excluded: list[str] = []
     filters = _Filters()
     text, n, i = question, len(question), 0
+    no_own_closer: dict[str, int] = {}  # opener -> a position after which its own closer never comes
     phrases_on = True  # off for the rest of the question after a quote mark that is never closed
     while i < n:
         space = _SPACE.match(text, i)
@@ -90,7 +97,7 @@ def parse_query(question: str) -> Query:
             continue
         char = text[i]
         if char == "-" and i + 1 < n and text[i + 1] in _CLOSERS and phrases_on:
-            end = _closing(text, i + 1)
+            end = _closing(text, i + 1, no_own_closer)
             if end is None:
                 phrases_on = False
                 i += 2  # drop "-" and the unclosed quote mark
@@ -99,7 +106,7 @@ def parse_query(question: str) -> Query:
                 i = end + 1
             continue
         if char in _QUOTES:
-            end = _closing(text, i) if phrases_on and char in _CLOSERS else None
+            end = _closing(text, i, no_own_closer) if phrases_on and char in _CLOSERS else None
             if end is None:
                 phrases_on = phrases_on and char not in _CLOSERS
                 i += 1  # a quote mark that opens nothing is dropped
@@ -129,14 +136,23 @@ def parse_query(question: str) -> Query:
     return filters.query(" ".join(words), tuple(phrases), tuple(excluded))
 
 
-def _closing(text: str, opener_at: int) -> int | None:
-    """Where the quote mark at ``opener_at`` is closed, or None."""
-    match = _CLOSER_RE[text[opener_at]].search(text, opener_at + 1)
+def _closing(text: str, opener_at: int, no_own_closer: dict[str, int]) -> int | None:
+    """Where the quote mark at ``opener_at`` is closed, or None: by the next closer of its own pair if there
+    is one, else by the next closer of any kind. ``no_own_closer`` remembers the searches that found none
+    (a later one would not either), which keeps a question of many openers linear."""
+    opener = text[opener_at]
+    own = _OWN_CLOSER_RE.get(opener)
+    if own is not None and opener_at < no_own_closer.get(opener, len(text)):
+        match = own.search(text, opener_at + 1)
+        if match:
+            return match.start()
+        no_own_closer[opener] = opener_at
+    match = _CLOSER_RE[opener].search(text, opener_at + 1)
     return match.start() if match else None
 
 
 def _add_phrase(phrases: list[str], content: str) -> None:
-    phrase = " ".join(content.split())
+    phrase = " ".join(content.translate(_QUOTE_MARKS).split())  # quotes inside a phrase are no words
     if _HAS_WORD.search(phrase):
         phrases.append(phrase)
 

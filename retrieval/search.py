@@ -18,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from retrieval.analysis import _CJK
 from retrieval.build import AnalysisConfig, Progress, build_parts
 from retrieval.corpus import Document
 from retrieval.expansion import (
     COMPOUND,
     QUESTION,
     TYPO,
+    WORD_FORM,
     ExpansionSettings,
     QueryExpander,
     WeightedTerm,
@@ -148,7 +150,11 @@ _WORD_SAMPLE = 50_000  # sentences read for the words as written, for typo look-
 _PHRASE_EXACT = 300
 _PHRASE_SAMPLE = 200
 _PHRASE_VERIFY_LIMIT = 2000
+_PHRASE_SCREEN_LIMIT = 20_000  # candidates looked at (a quick pattern first: ~3 us each when it fails)
 _SCAN_BYTES = 16 * 2**20  # text scanned for a phrase of stop words only (~0.1 s); beyond it, an estimate
+_TOO_LONG = (
+    f"Your question is longer than {MAX_QUESTION_CHARS:,} characters. Shorten it to the words that matter."
+)
 _NO_WORDS = "Your question has no words to search for. Try a few words from the topic you are after."
 _ONLY_COMMON = "Your question has only very common words (like “the” or “what”). Add a more specific word."
 
@@ -173,6 +179,7 @@ class SearchIndex:
             inverted.set_params(settings.ranking)
         self._vector_build: VectorBuild | None = None
         self._titles: InvertedIndex | None = None  # the documents' titles, indexed on first use
+        self._cjk_pair_map: dict[str, list[str]] | None = None  # CJK character -> indexed pairs holding it
         dates = [d.date for d in store.documents if d.date]
         self._date_span = (min(dates).year, max(dates).year) if dates else None
         self._expander = QueryExpander(
@@ -331,8 +338,9 @@ class SearchIndex:
 
     def search(self, question: str, k: int = 5, offset: int = 0) -> SearchResult:
         """Rank the sentences against ``question``. Never raises for what a user may type."""
-        question = question[:MAX_QUESTION_CHARS]
         k, offset = max(0, k), max(0, offset)
+        if len(question) > MAX_QUESTION_CHARS:  # refused, not cut: a cut would drop a trailing -word
+            return SearchResult(question[:MAX_QUESTION_CHARS], (), 0, offset, error=_TOO_LONG)
         try:
             query = parse_query(question)
         except QueryError as error:
@@ -343,7 +351,8 @@ class SearchIndex:
         plan = self._plan(query)
         if not plan.question_terms and not plan.phrases:
             return SearchResult(question, (), 0, offset, error=_ONLY_COMMON)
-        ids, scores, scanned_share = self._candidates(query, plan)
+        need = 2 * (offset + k) + 8  # distinct phrase matches to find: this page, the next, and some
+        ids, scores, scanned_share = self._candidates(query, plan, need)
         best_cosine: float | None = None
         if self.semantic_ready and (plan.term_ids or not plan.phrases):
             ids, scores, best_cosine = self._fuse(query, plan, ids, scores)
@@ -352,12 +361,13 @@ class SearchIndex:
             ids, scores = ids[keep], scores[keep]
         unchecked: float | None = None  # phrase matches estimated among the candidates not checked
         if plan.phrases and ids.size:
-            need = 2 * (offset + k) + 8
             ids, scores, unchecked = self._verify_phrases(ids, scores, plan.phrases, need)
 
         total = self._count_distinct(ids)
         estimated = unchecked is not None or scanned_share < 1.0
-        if estimated:
+        if estimated and total >= need:
+            # Only with the next page in hand: matches the checks could not reach are never promised (a
+            # later page walks the same ranking at least as far, so what is found here is found there).
             total = max(total, round((total + (unchecked or 0.0)) / scanned_share))
         weak = False
         coverage = 0.0
@@ -392,14 +402,16 @@ class SearchIndex:
         terms = self._expander.expand(query.text)
         for phrase_text in query.phrases:
             terms.extend(WeightedTerm(t, 1.0, QUESTION, t) for t in analyzer.terms(phrase_text))
+        # A lone CJK character is indexed only inside character pairs: it stands for every pair holding it.
+        covered: set[str] = set()
+        for weighted in list(terms):
+            if weighted.source == QUESTION and weighted.term not in inverted.term_ids:
+                pairs = self._cjk_pairs(weighted.term)
+                if pairs:
+                    covered.add(weighted.term)
+                    terms.extend(WeightedTerm(pair, 1.0, WORD_FORM, weighted.word) for pair in pairs)
         phrases = [[w.term for w in analyzer.words(p)] for p in query.phrases]
-        unknown = tuple(
-            dict.fromkeys(
-                query.text[t.start : t.end]
-                for t in analyzer.tokens(query.text)
-                if t.term not in inverted.term_ids
-            )
-        )
+        unknown = self._unknown_words(query.text, covered)
         corrections: dict[str, list[str]] = {}
         for weighted in terms:
             if weighted.source == TYPO:
@@ -419,14 +431,59 @@ class SearchIndex:
             suggestions=suggestions,
         )
 
-    def _candidates(self, query: Query, plan: QueryPlan) -> tuple[np.ndarray, np.ndarray, float]:
+    def _cjk_pairs(self, term: str) -> list[str]:
+        """The indexed character pairs that hold ``term`` when it is one CJK character, else none."""
+        if len(term) != 1 or _CJK.match(term) is None:
+            return []
+        pairs = self._cjk_pair_map
+        if pairs is None:  # one pass over the vocabulary, on the first such question
+            built: dict[str, list[str]] = {}
+            for candidate in self._inverted.vocabulary:
+                if len(candidate) == 2 and _CJK.match(candidate[0]) and _CJK.match(candidate[1]):
+                    built.setdefault(candidate[0], []).append(candidate)
+                    if candidate[1] != candidate[0]:
+                        built.setdefault(candidate[1], []).append(candidate)
+            pairs = self._cjk_pair_map = built
+        return pairs.get(term, [])
+
+    def _unknown_words(self, text: str, covered: set[str]) -> tuple[str, ...]:
+        """The question's words the corpus does not have, as typed: the spans of unknown terms, overlapping
+        ones (CJK character pairs) merged, so that a note never names half a word or a pair across two."""
+        known_terms = self._inverted.term_ids
+        tokens = self._analyzer.tokens(text)
+        known = np.zeros(len(text) + 1, dtype=bool)  # characters inside a known term (a pair, for CJK)
+        missing = np.zeros(len(text) + 1, dtype=bool)
+        for token in tokens:
+            if token.term in known_terms or token.term in covered:
+                known[token.start : token.end] = True
+        for token in tokens:
+            if not (token.term in known_terms or token.term in covered):
+                missing[token.start : token.end] = True
+        missing &= ~known  # a pair across two known words ("研究" + "基础") is no unknown word
+        words: list[str] = []
+        start = None
+        for i, flag in enumerate(missing.tolist()):
+            if flag and start is None:
+                start = i
+            elif not flag and start is not None:
+                words.append(text[start:i].strip())
+                start = None
+        return tuple(dict.fromkeys(w for w in words if w))
+
+    def _candidates(
+        self, query: Query, plan: QueryPlan, need: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, float]:
         """The sentences worth ranking, with their scores, and the share of the corpus they come from."""
         if plan.term_ids:
             scored = self._inverted.score(plan.term_ids, plan.weights)
             return scored.ids, scored.scores, 1.0
-        if plan.phrases and not plan.question_terms:
-            # A phrase of stop words only: no postings to use; the text is scanned, maybe only in part.
-            ids, scanned_share = self._scan_phrases(query.phrases)
+        known = self._inverted.term_ids
+        if plan.phrases and all(
+            t in known or self._cjk_pairs(t) for p in query.phrases for t in self._analyzer.terms(p)
+        ):
+            # Phrases of stop words only (the free words, if any, are all unknown, which is no reason to
+            # find nothing): no postings to use; the text is scanned, maybe only in part.
+            ids, scanned_share = self._scan_phrases(query.phrases, need)
             return ids, np.ones(ids.size), scanned_share
         return np.zeros(0, np.int64), np.zeros(0), 1.0
 
@@ -604,7 +661,14 @@ class SearchIndex:
         for term in set(terms):
             term_id = self._inverted.term_ids.get(term)
             if term_id is None:
-                return np.zeros(ids.size, dtype=bool)
+                pairs = self._cjk_pairs(term)  # a lone CJK character: held by any pair holding it
+                if not pairs:
+                    return np.zeros(ids.size, dtype=bool)
+                any_pair = np.zeros(ids.size, dtype=bool)
+                for pair in pairs:
+                    any_pair |= self._holding_all(ids, [pair])
+                holding &= any_pair
+                continue
             postings = self._inverted.postings(term_id)
             where = np.searchsorted(postings, ids)
             holding &= (where < postings.size) & (postings[np.minimum(where, postings.size - 1)] == ids)
@@ -614,32 +678,69 @@ class SearchIndex:
         self, ids: np.ndarray, scores: np.ndarray, phrases: Sequence[list[str]], need: int
     ) -> tuple[np.ndarray, np.ndarray, float | None]:
         """The candidates that hold every phrase, best first, and, when not all of them were checked, the
-        number of matches expected among the rest (from an even sample of them)."""
+        number of distinct matches expected among the rest (from an even sample of them).
+
+        The walk goes down the ranking until it has ``need`` distinct texts (and at least _PHRASE_EXACT
+        looks), or hits a bound: _PHRASE_VERIFY_LIMIT word-by-word checks, _PHRASE_SCREEN_LIMIT looks. A
+        look is cheap when a quick pattern rules the sentence out; the copies of a text checked once are
+        not checked again. The walk depends on nothing but the ranking and ``need``, so a later page walks
+        at least as far: every match found here is found there too."""
         order = np.lexsort((ids, -scores)).tolist()
-        good = []
-        checked = 0
-        for j in order[:_PHRASE_VERIFY_LIMIT]:
-            if checked >= _PHRASE_EXACT and len(good) >= need:
+        store = self._store
+        groups_of = store.duplicate_group
+        repeated = store.duplicate_count
+        screen = _phrase_screen(phrases)
+        good: list[int] = []
+        found: set[int] = set()  # duplicate groups of the matches
+        answers: dict[int, bool] = {}  # duplicate group -> holds the phrases (texts said in several places)
+        looked = checks = 0
+        for j in order:
+            if (looked >= _PHRASE_EXACT and len(found) >= need) or looked >= _PHRASE_SCREEN_LIMIT:
                 break
-            checked += 1
-            if self._holds_phrases(int(ids[j]), phrases):
+            if checks >= _PHRASE_VERIFY_LIMIT:
+                break
+            looked += 1
+            sentence_id = int(ids[j])
+            group = int(groups_of[sentence_id])
+            holds = answers.get(group) if repeated[sentence_id] else None
+            if holds is None:
+                text = store.text(sentence_id)
+                if screen is not None and text.isascii() and screen.search(text) is None:
+                    holds = False
+                else:
+                    checks += 1
+                    holds = self._text_holds_phrases(text, phrases)
+                if repeated[sentence_id]:
+                    answers[group] = holds
+            if holds:
                 good.append(j)
+                found.add(group)
         chosen = np.asarray(good, dtype=np.int64)
-        rest = order[checked:]
+        rest = order[looked:]
         if not rest:
             return ids[chosen], scores[chosen], None
-        # The best-ranked candidates are not typical of the rest: estimate from an even sample instead.
+        # The best-ranked candidates are not typical of the rest: estimate from an even sample instead,
+        # counting distinct texts (a text in n places counts 1/n per copy; one already found, nothing).
         sample = [rest[int(i)] for i in np.linspace(0, len(rest) - 1, min(len(rest), _PHRASE_SAMPLE))]
-        holding = sum(self._holds_phrases(int(ids[j]), phrases) for j in sample)
-        return ids[chosen], scores[chosen], holding / len(sample) * len(rest)
+        distinct = 0.0
+        for j in dict.fromkeys(sample):
+            sentence_id = int(ids[j])
+            group = int(groups_of[sentence_id])
+            if group not in found and self._holds_phrases(sentence_id, phrases):
+                distinct += 1.0 / (1 + int(repeated[sentence_id]))
+        return ids[chosen], scores[chosen], distinct / len(sample) * len(rest)
 
     def _holds_phrases(self, sentence_id: int, phrases: Sequence[list[str]]) -> bool:
-        surface = [w.term for w in self._analyzer.words(self._store.text(sentence_id))]
+        return self._text_holds_phrases(self._store.text(sentence_id), phrases)
+
+    def _text_holds_phrases(self, text: str, phrases: Sequence[list[str]]) -> bool:
+        surface = [w.term for w in self._analyzer.words(text)]
         return all(phrase_positions(surface, phrase) for phrase in phrases)
 
-    def _scan_phrases(self, phrases: Sequence[str]) -> tuple[np.ndarray, float]:
+    def _scan_phrases(self, phrases: Sequence[str], need: int = 0) -> tuple[np.ndarray, float]:
         """Sentences holding a phrase made only of stop words (a scan of the text blob; the words are checked
-        after), and the share of the text scanned: the scan stops once it has enough candidates."""
+        after), and the share of the text scanned: the scan stops once it has enough candidates (more for
+        a later page, so that its walk extends this one's)."""
         words = [w.term for w in self._analyzer.words(phrases[0])]
         if not words:
             return np.zeros(0, np.int64), 1.0
@@ -659,7 +760,7 @@ class SearchIndex:
             if before.isalnum() or before == b"_":
                 continue  # inside a word (checked here: a look-behind in the pattern is 2x slower)
             found.append(start)
-            if len(found) >= _PHRASE_VERIFY_LIMIT:
+            if len(found) >= max(_PHRASE_VERIFY_LIMIT, 2 * need):
                 end = match.end()
                 break
         scanned = end / size if size else 1.0
@@ -730,6 +831,22 @@ class SearchIndex:
                 if token.term == term:
                     return text[token.start : token.end].casefold()
         return None
+
+
+def _phrase_screen(phrases: Sequence[list[str]]) -> re.Pattern[str] | None:
+    """A quick test an ASCII sentence passes whenever it holds the phrases (it may pass without): each
+    phrase's words in order, anything but letters and digits between, case ignored. Only for phrases of
+    plain ASCII words (a comma in a number, NFKC or CJK would make the words differ from the text)."""
+    patterns = []
+    for phrase in phrases:
+        if not all(word.isascii() and word.isalpha() for word in phrase):
+            return None
+        patterns.append(r"(?:'s)?[\W_]*".join(re.escape(word) for word in phrase))
+    if not patterns:
+        return None
+    # Phrases in any order: a lookahead each.
+    return re.compile("".join(f"(?=.*?{p})" for p in patterns) if len(patterns) > 1 else patterns[0],
+                      re.IGNORECASE | re.DOTALL)
 
 
 def _date_range(query: Query) -> tuple[int | None, int | None]:

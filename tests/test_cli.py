@@ -98,3 +98,58 @@ def test_user_errors_are_one_line_and_non_zero(
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert "Traceback" not in done.stderr
+
+
+def ask_here(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, *args: str, files: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """``corpus-bot ask`` in this process over a small corpus: (exit code, stdout, stderr)."""
+    from bot.cli import main
+
+    corpus = write_corpus(tmp_path / "corpus", files) if files else write_corpus(tmp_path / "corpus")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"corpus:\n  path: {corpus}\nindex:\n  cache_dir: {tmp_path / 'cache'}\n")
+    code = main(["ask", *args, "--config", str(config)])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_a_question_starting_with_a_dash_is_a_question(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, err = ask_here(capsys, tmp_path, "-pacific", "coral")
+    assert code == 0, err
+    assert "Astronauts will study coral" in out and "Pacific" not in out
+    code, out, err = ask_here(capsys, tmp_path, "-research")  # an exclusion alone: the engine explains
+    assert code == 1 and "no words to search for" in err and "unrecognized" not in err
+    with pytest.raises(SystemExit):
+        ask_here(capsys, tmp_path, "coral", "--no-such-option")  # a real unknown option is still one
+
+
+def test_ask_json_reports_errors_as_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = ask_here(capsys, tmp_path, "coral after:2023-13-45", "--json")
+    assert code == 1
+    assert "not a valid date" in json.loads(out)["error"]
+    errors = [line for line in err.splitlines() if line.startswith("corpus-bot: error:")]
+    assert len(errors) == 1 and "not a valid date" in errors[0]
+
+
+def test_a_question_too_long_is_refused_not_cut(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    question = "coral " * 700 + "-pacific"  # over 4,096 characters: a cut would lose the exclusion
+    code, out, err = ask_here(capsys, tmp_path, question)
+    assert code == 1 and "longer than 4,096 characters" in err
+    assert "Pacific" not in out
+
+
+def test_a_negative_score_is_never_shown(tmp_path: Path) -> None:
+    from bot.cli import _format_result, _hit_json
+    from retrieval import IndexSettings, SearchIndex, SemanticSettings, load_corpus
+
+    same = " date 2020-01-01 One\n\nThe coral glows."  # BM25's idf of a word in every sentence is < 0
+    corpus = write_corpus(tmp_path / "corpus", {"one.txt": same, "two.txt": same})
+    settings = IndexSettings(semantic=SemanticSettings(enabled=False))
+    result = SearchIndex.build(load_corpus(corpus).documents, settings).search("coral")
+    assert result.hits[0].score < 0  # the engine's number is kept
+    shown = _format_result(result, bold=False)
+    assert "The coral glows." in shown and "score -" not in shown and "score 0.00" in shown
+    assert _hit_json(result.hits[0])["score"] == 0

@@ -178,3 +178,16 @@ def test_any_string_gives_a_query_or_a_query_error(question: str) -> None:
     if query.after and query.before:
         assert query.after <= query.before
     assert query.is_empty == (not query.text and not query.phrases)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        '"he said “basic research” today"',
+        '“he said "basic research" today”',
+        "“he said «basic research» today”",
+    ],
+)
+def test_quotes_of_another_kind_inside_a_phrase_stay_in_it(question: str) -> None:
+    assert parse_query(f"x {question} y") == Query("x y", phrases=("he said basic research today",))
+    assert parse_query(f"x -{question}").excluded == ("he said basic research today",)

@@ -236,3 +236,127 @@ def test_only_phrases_are_said_to_take_long(index: SearchIndex) -> None:
     assert index.may_take_long('"coral reefs"') and index.may_take_long("heat “coral reefs”")
     assert not index.may_take_long("coral reefs -ocean after:2020")
     assert not index.may_take_long("after:notadate")  # an error comes back at once
+
+
+def _tied_corpus(folder: Path, kind: str) -> SearchIndex:
+    """Hundreds of sentences that score the same for "harbour lamp" (same words, same length)."""
+    names = [f"{a}{b}" for a in "bcdfghklmnprstvz" for b in ("ax", "ex", "ix", "ox", "ux")]  # 80 nonce words
+    files: dict[str, list[str]] = {}
+    for i in range(400):
+        word = names[i % len(names)] + names[i // len(names)]
+        sentence = f"The harbour lamp {word} glowed."
+        if kind == "duplicates" and i % 3 == 0:
+            sentence = f"The harbour lamp {names[i % 7]} glowed."  # the same text in several places
+        if kind == "two levels" and i % 2:
+            sentence = f"The harbour lamp {word} glowed near the harbour."
+        files.setdefault(f"doc{i % 13:02d}.txt", []).append(sentence)
+    for name, lines in files.items():
+        (folder / name).write_text(" date 2020-05-05 Harbour\n\n" + "\n\n".join(lines), encoding="utf-8")
+    return SearchIndex.build(load_corpus(folder).documents)
+
+
+@pytest.mark.parametrize("kind", ["all tied", "duplicates", "two levels"])
+def test_pages_are_slices_of_one_stable_ranking(tmp_path: Path, kind: str) -> None:
+    index = _tied_corpus(tmp_path, kind)
+    for question in ("harbour lamp", "lamp -nothing", '"harbour lamp"'):
+        everything = index.search(question, k=1000)
+        ranking = [h.sentence_id for h in everything.hits]
+        assert len(ranking) == everything.total and len(ranking) >= 30
+        texts = [h.text for h in everything.hits]
+        assert len(set(texts)) == len(texts)  # one per distinct text
+        keys = [(-h.score, h.sentence_id) for h in everything.hits]
+        assert keys == sorted(keys)  # a total order: score descending, then sentence id
+        for size in (1, 2, 3, 7):
+            paged: list[int] = []
+            for offset in range(0, 42, size):
+                page = index.search(question, k=size, offset=offset)
+                paged += [h.sentence_id for h in page.hits]
+            assert paged == ranking[: len(paged)], (question, size)
+        tail = index.search(question, k=10, offset=len(ranking) - 4)
+        assert [h.sentence_id for h in tail.hits] == ranking[-4:]
+
+
+def test_one_chinese_character_finds_the_sentences_holding_it(index: SearchIndex) -> None:
+    expected = ["我们要加强基础研究。"]
+    assert [h.text for h in index.search("究").hits] == expected  # indexed only inside 研究
+    assert [h.text for h in index.search('"究"').hits] == expected
+    assert index.search("究").unknown_words == ()
+    assert index.search("基础 -究").hits == ()  # excluded the same way
+
+
+def test_unknown_chinese_words_are_named_as_typed_not_as_pairs(index: SearchIndex) -> None:
+    assert index.search("基础研究量子").unknown_words == ("量子",)  # not "究量" and "量子"
+    assert index.search("量子纠缠").unknown_words == ("量子纠缠",)  # not "量子", "子纠", "纠缠"
+    assert index.search("coral xyzzy").unknown_words == ("xyzzy",)
+
+
+def _pages(index: SearchIndex, question: str, k: int) -> list[int]:
+    """Every page of ``question`` while the total promises one: none may come back empty or repeat."""
+    seen: list[int] = []
+    offset = 0
+    while True:
+        result = index.search(question, k=k, offset=offset)
+        assert result.hits, (question, offset, result.total)  # a promised page is never empty
+        seen += [h.sentence_id for h in result.hits]
+        offset += k
+        if offset >= result.total:
+            break
+        assert offset < 10_000
+    assert len(seen) == len(set(seen))
+    return seen
+
+
+def test_a_phrase_over_repeated_sentences_fills_its_page_and_counts_texts(tmp_path: Path) -> None:
+    for j in range(400):  # one text in 400 places, and 20 texts in 20 places each
+        (tmp_path / f"f{j:03d}.txt").write_text(
+            f" date 2020-05-05 Stall {j}\n\nA red apple fell. Apple {j} was red. "
+            f"Stall {j % 20} had a red apple too.",
+            encoding="utf-8",
+        )
+    index = SearchIndex.build(load_corpus(tmp_path).documents)
+    result = index.search('"red apple"', 3)
+    assert len(result.hits) == 3
+    assert result.total == 21  # distinct texts, not "about 400"
+    texts = [index.hit(i).text for i in _pages(index, '"red apple"', 3)]
+    assert len(texts) == 21 and len(set(texts)) == 21
+
+
+def test_phrase_matches_ranked_below_the_check_limit_are_found(tmp_path: Path) -> None:
+    lines = [f"Red stall {i} apple." for i in range(3000)]  # both words, not side by side: ranked first
+    lines += [f"Stall {i} sold one red apple to a customer from a distant village." for i in range(100)]
+    (tmp_path / "market.txt").write_text(" date 2020-05-05 Market\n\n" + " ".join(lines), encoding="utf-8")
+    index = SearchIndex.build(load_corpus(tmp_path).documents)
+    result = index.search('"red apple"', 3)
+    assert len(result.hits) == 3 and all("red apple" in h.text for h in result.hits)
+    assert 50 <= result.total <= 150
+    found = _pages(index, '"red apple"', 25)
+    assert len(found) == 100 and all("red apple" in index.hit(i).text for i in found)
+
+
+def test_a_phrase_of_common_words_never_promises_an_empty_page(tmp_path: Path) -> None:
+    lines = [f"Stall {i} sold an apple that was red." for i in range(2500)]  # ranked first, no phrase
+    lines += [f"Stall {i} sold a red apple to a customer from a village far away." for i in range(1500)]
+    (tmp_path / "market.txt").write_text(" date 2020-05-05 Market\n\n" + " ".join(lines), encoding="utf-8")
+    index = SearchIndex.build(load_corpus(tmp_path).documents)
+    first = index.search('"red apple"', 500)
+    assert len(first.hits) == 500 and 1000 <= first.total <= 2000
+    for offset in (500, 1000, 1500, 2000, 2500):
+        page = index.search('"red apple"', 500, offset=offset)
+        assert bool(page.hits) == (offset < page.total), (offset, page.total)
+        assert all("red apple" in h.text for h in page.hits)
+
+
+def test_an_unknown_word_next_to_a_phrase_of_stop_words_does_not_kill_it(tmp_path: Path) -> None:
+    (tmp_path / "x.txt").write_text(" date 2020-05-05 X\n\nOne of the stalls sold apples. Nothing else.")
+    index = SearchIndex.build(load_corpus(tmp_path).documents)
+    alone = index.search('"of the"')
+    with_unknown = index.search('"of the" xyzzy')
+    assert [h.text for h in alone.hits] == ["One of the stalls sold apples."]
+    assert [h.text for h in with_unknown.hits] == [h.text for h in alone.hits]
+    assert with_unknown.unknown_words == ("xyzzy",)
+
+
+def test_quotes_inside_a_phrase_keep_it_whole(index: SearchIndex) -> None:
+    hits = index.search('"the ocean “absorbs heat” from"').hits
+    assert [h.text for h in hits] == ["The ocean absorbs heat from the atmosphere."]
+    assert [hits[0].text[a:b] for a, b in hits[0].spans] == ["The ocean absorbs heat from"]  # one phrase
