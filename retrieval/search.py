@@ -290,9 +290,10 @@ class SearchIndex:
 
     def warm_up(self) -> None:
         """Build now what the first questions would otherwise wait for: the typo index over the vocabulary
-        (a second or two on a large corpus) and the word-form lexicon. Thread-safe; call it in the
-        background after opening the index."""
+        (5-9 s at a million sentences on one core), the word-form lexicon and the title index.
+        Thread-safe; call it in the background after opening the index."""
         self._expander.warm_up()
+        self._title_index()
 
     # -- meaning ------------------------------------------------------------------------------------------
 
@@ -534,13 +535,17 @@ class SearchIndex:
             confidence -= _OTHER_YEARS_PENALTY
         return confidence
 
+    def _title_index(self) -> InvertedIndex:
+        titles = self._titles
+        if titles is None:  # two threads may both build it: the same index, and no harm
+            terms = [self._analyzer.terms(d.title) for d in self._store.documents]
+            titles = self._titles = InvertedIndex.from_term_lists(terms)
+        return titles
+
     def _title_scores(self, ids: np.ndarray, plan: QueryPlan) -> np.ndarray:
         """The question's BM25 against the title of each sentence's document (titles often name who
         speaks or what the piece is about, which its sentences then leave out)."""
-        titles = self._titles
-        if titles is None:
-            terms = [self._analyzer.terms(d.title) for d in self._store.documents]
-            titles = self._titles = InvertedIndex.from_term_lists(terms)
+        titles = self._title_index()
         weights: dict[int, float] = {}
         for weighted in plan.terms:
             term_id = titles.term_ids.get(weighted.term)

@@ -29,11 +29,12 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _CHUNK = 128  # sentences encoded between two appends to the partial file, progress updates and stop checks
-# Up to this many bytes as float32 (~330k sentences of 384 numbers) the vectors are held in memory and every
-# question is compared with every sentence (~1 ms per 100k). Beyond it they stay on disk (float16, memory-
-# mapped) and only the candidates of the other stages are compared: a full scan of a million rows would
-# cost ~40 ms a question and 1.5 GB of memory.
-EXHAUSTIVE_BYTES = 512 * 2**20
+# Up to this many bytes as float32 (~87k sentences of 384 numbers) the vectors are held in memory and every
+# question is compared with every sentence: a scan bound by memory bandwidth, ~4.5 ms per 30k sentences
+# and ~20 ms per 100k on one core here (benchmarks/bench_latency.py). Beyond it they stay on disk (float16)
+# and only the candidates of the other stages are compared: a full scan of a million rows would cost
+# ~150 ms a question and 1.5 GB of memory.
+EXHAUSTIVE_BYTES = 128 * 2**20
 _FORMAT = "corpus-bot-vectors-1"
 
 
@@ -67,8 +68,13 @@ class SentenceVectors:
     def __init__(self, matrix: np.ndarray, model_id: str) -> None:
         self.matrix = matrix
         self.model_id = model_id
-        # Held in memory as float32: searched whole. Otherwise only rows asked for are read.
+        # Held in memory as float32: searched whole. Otherwise only rows asked for are read, with pread:
+        # reading a row through the memory map maps its whole 2 MiB block into the process, so a few
+        # hundred questions made the 700 MB file of a million sentences resident (pread: ~0.7 ms for
+        # the ~250 rows of a question, and nothing stays mapped).
         self.exhaustive = matrix.dtype == np.float32
+        filename = getattr(matrix, "filename", None)
+        self._fd = os.open(filename, os.O_RDONLY) if not self.exhaustive and filename else None
 
     def __len__(self) -> int:
         return int(self.matrix.shape[0])
@@ -103,10 +109,22 @@ class SentenceVectors:
         query = np.asarray(query, dtype=np.float32)
         if self.exhaustive:
             return self.matrix[ids] @ query
-        order = np.argsort(ids, kind="stable")  # read the file front to back: fewer page faults
+        order = np.argsort(ids, kind="stable")  # read the file front to back
         out = np.empty(ids.size, dtype=np.float32)
-        out[order] = self.matrix[ids[order]].astype(np.float32) @ query
+        out[order] = self._rows(ids[order]).astype(np.float32) @ query
         return out
+
+    def _rows(self, ids: np.ndarray) -> np.ndarray:
+        if self._fd is None:
+            return np.asarray(self.matrix[ids])
+        dimension = int(self.matrix.shape[1])
+        row_bytes = dimension * 2
+        data = b"".join(os.pread(self._fd, row_bytes, int(i) * row_bytes) for i in ids.tolist())
+        return np.frombuffer(data, dtype=np.float16).reshape(ids.size, dimension)
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)  # type: ignore[arg-type]
 
 
 def vectors_folder(cache_dir: Path, index_fingerprint: str, model_id: str) -> Path:
