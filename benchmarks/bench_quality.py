@@ -395,6 +395,7 @@ def run_corpus(name: str, args: argparse.Namespace, settings: IndexSettings, wor
         build.run()
         log(f"{name}: embedded in {time.perf_counter() - embed_started:.1f} s")
         open_vectors(project_index, cache_dir, threads=1)  # questions one at a time, as the bot asks them
+    project_index.warm_up()  # as the bot does at start: the typo index is not built on the first question
     sentences = corpus_sentences(opened.index)
     info = CorpusInfo(name, folder, corpus_description(name), opened.documents, len(sentences), questions,
                       unreachable_questions(questions, sentences))
