@@ -500,19 +500,20 @@ class SearchIndex:
         text = " ".join([query.text, *query.phrases]).strip()
         question_vector = build.encoder.encode_query(text)
         dense = vectors.nearest(question_vector, settings.candidates)
-        if dense.cosines.size:
-            best_cosine = float(dense.cosines[0])
-        elif ids.size:  # too many vectors to scan: the best of the BM25 candidates stands in
-            best_ids, _ = top_k(ids, scores, settings.candidates)
-            best_cosine = float(vectors.cosines(best_ids, question_vector).max())
-        else:
-            best_cosine = 0.0
+        seen_best = [0.0]  # the best cosine among the candidates fuse asked about
+
+        def cosine_of(some: np.ndarray) -> np.ndarray:
+            cosines = vectors.cosines(some, question_vector)
+            if cosines.size:
+                seen_best[0] = max(seen_best[0], float(cosines.max()))
+            return cosines
+
         fused = fuse(
             ids,
             scores,
             dense,
             lambda some: self._inverted.score_sentences(some, plan.term_ids, plan.weights),
-            lambda some: vectors.cosines(some, question_vector),
+            cosine_of,
             settings,
             Neighbourhood(
                 self._neighbour_before, self._neighbour_after, self._inverted.lengths,
@@ -520,6 +521,9 @@ class SearchIndex:
             ),
             full_match=self._full_match(plan),
         )
+        # The best cosine in the corpus, or, when the vectors are too many to scan, the best among the
+        # candidates (the BM25 matches and their neighbours) stands in.
+        best_cosine = float(dense.cosines[0]) if dense.cosines.size else seen_best[0]
         return fused.ids, fused.scores, best_cosine
 
     def _confidence(self, best_cosine: float, query: Query, plan: QueryPlan) -> float:
