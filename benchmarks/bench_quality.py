@@ -63,6 +63,7 @@ from quality import metrics  # noqa: E402
 from quality.corpora import SHIPPED, corpus_description, corpus_names, prepare_corpus  # noqa: E402
 
 from retrieval import IndexSettings, SearchIndex, open_index, open_vectors  # noqa: E402
+from retrieval.analysis import ENGLISH_STOP_WORDS  # noqa: E402
 
 QUESTIONS_DIR = BENCHMARKS / "quality" / "questions"
 SYSTEMS = ("project", "rank_bm25", "bm25s", "bm25s-passages")
@@ -72,21 +73,8 @@ FETCH = 3 * K  # candidates a reference fetches, so that K remain after dropping
 PASSAGE_SENTENCES = 3
 TOP_DETAILS = 3
 
-# The Snowball English stop-word list (snowballstem.org/algorithms/english/stop.txt), for rank_bm25's row.
-SNOWBALL_STOP_WORDS = frozenset(
-    """
-    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers
-    herself it its itself they them their theirs themselves what which who whom this that these those am is
-    are was were be been being have has had having do does did doing would should could ought i'm you're
-    he's she's it's we're they're i've you've we've they've i'd you'd he'd she'd we'd they'd i'll you'll
-    he'll she'll we'll they'll isn't aren't wasn't weren't hasn't haven't hadn't doesn't don't didn't won't
-    wouldn't shan't shouldn't can't cannot couldn't mustn't let's that's who's what's here's there's when's
-    where's why's how's a an the and but if or because as until while of at by for with about against
-    between into through during before after above below to from up down in out on off over under again
-    further then once here there when where why how all any both each few more most other some such no nor
-    not only own same so than too very
-    """.split()  # noqa: SIM905 - a word list reads better as text
-)
+# The Snowball English stop-word list (the one the project uses too), for rank_bm25's row.
+SNOWBALL_STOP_WORDS = ENGLISH_STOP_WORDS
 _WORD = re.compile(r"\w+")
 
 
