@@ -513,27 +513,15 @@ def corpus_lines(infos: Sequence[CorpusInfo], split: str) -> str:
 
 
 def cpu_description() -> str:
-    try:
-        from bench_index import cpu_model
-    except ImportError:
-        cpu_model = None
-    model = cpu_model() if cpu_model else _cpu_model()
+    from bench_index import cpu_model  # benchmarks/ is on the path (see the top)
+
+    model = cpu_model()
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count() or 0
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     return f"{usable} CPUs ({model}), {memory:.0f} GiB RAM"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def versions() -> str:
