@@ -33,6 +33,7 @@ DEFAULT_CONFIG_FILE = "config.yaml"
 
 _MODES = ("polling", "webhook")
 _ALGORITHMS = ("bm25okapi", "bm25l", "bm25plus")
+_LATE_POLICIES = ("note", "drop")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -127,6 +128,21 @@ class WebhookConfig:
 
 
 @dataclass(frozen=True)
+class DeliveryConfig:
+    """How answers get through a bad day at Telegram: the inbox on disk, retries, pacing, stopping."""
+
+    path: Path | None = _key(None)  # the inbox database; None: inbox.sqlite3 in index.cache_dir
+    retry_for: float = _key(600.0, low=1, high=86_400)  # seconds an answer is retried before giving up
+    max_age: float = _key(3600.0, low=1, high=30 * 86_400)  # an older question is answered with a note
+    late: str = _key("note", choices=_LATE_POLICIES)  # ...or dropped ("drop")
+    retention_days: float = _key(7.0, low=0.01, high=3650)  # answered updates kept this long (dedup)
+    private_rate: float = _key(1.0, low=0, high=1000)  # messages a second to one private chat (0: any)
+    group_rate: float = _key(20.0, low=0, high=60_000)  # messages a minute to one group (0: any)
+    overall_rate: float = _key(30.0, low=0, high=100_000)  # messages a second in all (0: no limit)
+    drain_timeout: float = _key(25.0, low=0, high=3600)  # seconds to finish work in hand when stopping
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = _key("INFO", choices=_LOG_LEVELS)
 
@@ -144,6 +160,7 @@ class Settings:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     webhook: WebhookConfig = field(default_factory=WebhookConfig)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: Path | None = None  # the config file these settings came from; None: all defaults
 
@@ -168,6 +185,11 @@ class Settings:
             expansion=ExpansionSettings() if self.ranking.expansions else NO_EXPANSION,
             semantic=SemanticSettings(enabled=self.ranking.semantic, weight=self.ranking.semantic_weight),
         )
+
+    @property
+    def inbox_path(self) -> Path:
+        """Where the inbox database lives: ``delivery.path``, or next to the index cache."""
+        return self.delivery.path or self.index.cache_dir / "inbox.sqlite3"
 
     @property
     def log_level(self) -> int:
