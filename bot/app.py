@@ -11,22 +11,19 @@ Run it on a laptop (polling mode), with a token from @BotFather::
     TELEGRAM_BOT_TOKEN=123456:ABC... corpus-bot run [--config config.yaml]
 
 Press Ctrl-C (or send SIGTERM) to stop it cleanly. :func:`build_application` is the one place the
-python-telegram-bot ``Application`` is put together; polling (:func:`run_polling`) and webhook mode both
-use it.
+python-telegram-bot ``Application`` is put together; polling (:mod:`bot.polling`) and webhook mode
+(:mod:`bot.webhook`) both use it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError, TimedOut
+from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -39,13 +36,16 @@ from telegram.ext import (
 )
 
 from bot import handlers
-from bot.config import ConfigError, Settings
+from bot.config import Settings
+from bot.delivery import DeliveryLimiter
 from bot.handlers import BotContext, Services
-from bot.http_client import AiohttpRequest, never_sent
+from bot.http_client import AiohttpRequest
+from bot.processing import OrderedUpdateProcessor
 
 if TYPE_CHECKING:
     from telegram.request import BaseRequest
 
+    from bot.inbox import Inbox
     from retrieval import SearchIndex
 
 logger = logging.getLogger(__name__)
@@ -61,34 +61,48 @@ NO_PREVIEWS = LinkPreviewOptions(is_disabled=True)
 # Connections to the Bot API. Telegram lets a bot send about 30 messages a second; 8 connections carry far
 # more than that, and a reply waits for a free one (up to telegram.read_timeout) rather than fail.
 CONNECTION_POOL_SIZE = 8
-_RETRY_AFTER_429 = 3  # Telegram's flood control: wait retry_after and try again, this many times
-_SERVER_RETRIES = 2  # 5xx answers and failed connections: try again this many times
-_SERVER_BACKOFF = 0.5  # seconds before the first retry; doubled each time
 
 
 def build_application(
-    settings: Settings, index: SearchIndex, token: str, *, request: BaseRequest | None = None
+    settings: Settings,
+    index: SearchIndex,
+    token: str,
+    *,
+    request: BaseRequest | None = None,
+    inbox: Inbox | None = None,
 ) -> Application:
-    """The bot, ready to be run by polling or fed by a webhook: settings, handlers and the index wired in.
+    """The bot, ready to be fed updates by polling or a webhook: settings, handlers and the index wired in.
 
     ``request`` replaces the HTTP client of the Bot API calls (not of ``getUpdates``); webhook mode passes
     one that counts replies and errors for its metrics. Both clients are :class:`AiohttpRequest` objects
-    with the timeouts of :func:`request_options`.
+    with the timeouts of :func:`request_options`. Answers are paced and retried by
+    :class:`~bot.delivery.DeliveryLimiter`; updates are handled in order per chat by
+    :class:`~bot.processing.OrderedUpdateProcessor`, which closes each in ``inbox`` when it is done.
     """
     quiet_http_logs()
     protect_token_in_logs(token)
-    tg = settings.telegram
+    tg, delivery = settings.telegram, settings.delivery
+    limiter = DeliveryLimiter(
+        retry_for=delivery.retry_for,
+        private_rate=delivery.private_rate,
+        group_rate=delivery.group_rate,
+        overall_rate=delivery.overall_rate,
+    )
+    processor = OrderedUpdateProcessor(
+        tg.concurrent_updates, inbox=inbox, max_age=delivery.max_age, drop_late=delivery.late == "drop"
+    )
     builder = (
         ApplicationBuilder()
         .application_class(BotApplication)
         .token(token)
         .base_url(tg.base_url)
         .defaults(Defaults(parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEWS))
-        .rate_limiter(RetryingRateLimiter(max_retries=_RETRY_AFTER_429))
-        .concurrent_updates(tg.concurrent_updates)
+        .rate_limiter(limiter)
+        .concurrent_updates(processor)
         .request(request or AiohttpRequest(**request_options(settings)))
         .get_updates_request(AiohttpRequest(**request_options(settings, connections=1)))
         .context_types(ContextTypes(context=BotContext))
+        .updater(None)  # polling is bot.polling's: it keeps updates in the inbox before confirming them
         .post_init(setup_bot)
     )
     application = builder.build()
@@ -146,27 +160,6 @@ async def setup_bot(application: Application) -> None:
     logger.info("@%s is ready: %d documents, %d sentences", me.username, stats.documents, stats.sentences)
 
 
-def run_polling(settings: Settings, index: SearchIndex, token: str) -> None:
-    """Run the bot by long polling until SIGINT / SIGTERM, then shut down cleanly."""
-    application = build_application(settings, index, token)
-    logger.info("starting in polling mode against %s", settings.telegram.base_url)
-    try:
-        application.run_polling(
-            allowed_updates=ALLOWED_UPDATES,
-            drop_pending_updates=settings.telegram.drop_pending_updates,
-        )
-    except InvalidToken:
-        raise ConfigError(
-            f"Telegram rejected the bot token in {settings.telegram.token_env} (telegram.token_env)"
-        ) from None
-    except (NetworkError, TimedOut) as error:
-        if isinstance(error, BadRequest):
-            raise
-        raise ConfigError(
-            f"cannot reach the Bot API at {settings.telegram.base_url}: {error} (telegram.base_url)"
-        ) from None
-
-
 class BotApplication(Application):
     """python-telegram-bot's ``Application``, which also closes its HTTP clients when ``initialize()``
     fails (a rejected token, an unreachable Bot API).
@@ -181,44 +174,6 @@ class BotApplication(Application):
         except Exception:
             await self.bot.shutdown()
             raise
-
-
-class RetryingRateLimiter(AIORateLimiter):
-    """``AIORateLimiter`` (outgoing flood control; waits out 429 ``retry_after``) that also retries requests
-    which certainly did not reach Telegram or failed on its side (5xx, refused connections).
-
-    A *read* timeout is not retried: the message may have been delivered, and a question must not be
-    answered twice. ``getUpdates`` is left to the updater, which has its own back-off.
-    """
-
-    async def process_request(
-        self,
-        callback: Callable[..., Coroutine[Any, Any, Any]],
-        args: Any,
-        kwargs: dict[str, Any],
-        endpoint: str,
-        data: dict[str, Any],
-        rate_limit_args: int | None,
-    ) -> Any:
-        delay = _SERVER_BACKOFF
-        for attempt in range(_SERVER_RETRIES + 1):
-            try:
-                return await super().process_request(callback, args, kwargs, endpoint, data, rate_limit_args)
-            except NetworkError as error:
-                if attempt == _SERVER_RETRIES or endpoint == "getUpdates" or not _worth_retrying(error):
-                    raise
-                logger.warning("%s failed (%s); retrying in %.1f s", endpoint, error, delay)
-                await asyncio.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
-
-
-def _worth_retrying(error: NetworkError) -> bool:
-    if isinstance(error, BadRequest):
-        return False
-    if isinstance(error, TimedOut):  # only if the request never left: no connection, or none free
-        return never_sent(error)
-    return True
 
 
 # -- logging -------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings, read_token
+from bot.inbox import InboxError
 from retrieval import CorpusError, Hit, OpenedIndex, SearchResult, open_index, open_vectors
 
 EXIT_USAGE = 2
@@ -306,9 +307,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
             run_webhook(settings, opened.index, token)
         else:
-            from bot.app import run_polling
+            from bot.polling import run_polling
 
             run_polling(settings, opened.index, token)
+    except InboxError as error:
+        raise ConfigError(f"{error} (delivery.path)") from None
     finally:
         stop_meaning()
     return 0

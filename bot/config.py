@@ -131,7 +131,7 @@ class WebhookConfig:
 class DeliveryConfig:
     """How answers get through a bad day at Telegram: the inbox on disk, retries, pacing, stopping."""
 
-    path: Path | None = _key(None)  # the inbox database; None: inbox.sqlite3 in index.cache_dir
+    path: Path | None = _key(None)  # noqa: RUF009 (None: inbox.sqlite3 in index.cache_dir)
     retry_for: float = _key(600.0, low=1, high=86_400)  # seconds an answer is retried before giving up
     max_age: float = _key(3600.0, low=1, high=30 * 86_400)  # an older question is answered with a note
     late: str = _key("note", choices=_LATE_POLICIES)  # ...or dropped ("drop")

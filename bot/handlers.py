@@ -46,6 +46,7 @@ from telegram.ext import CallbackContext, ExtBot, filters
 
 from bot import render
 from bot.limits import QuestionLimiter
+from bot.processing import give_up, lateness
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -295,6 +296,7 @@ async def question(update: Update, context: BotContext) -> None:
     replies = services.settings.replies
     result = await _search(context, asked, k=replies.results_per_page, chat_id=message.chat_id)
     examples = await services.examples() if result.empty and not result.error else ()
+    late = lateness()
     reply = render.render_results(
         result,
         page_size=replies.results_per_page,
@@ -302,6 +304,7 @@ async def question(update: Update, context: BotContext) -> None:
         fingerprint=services.fingerprint,
         context_radius=replies.context_sentences,
         examples=examples,
+        note=render.late_note(late[1]) if late else None,
     )
     await message.reply_text(reply.text, reply_markup=reply.keyboard, reply_parameters=_reply_to(message))
 
@@ -461,10 +464,11 @@ async def on_error(update: object, context: BotContext) -> None:
     if isinstance(error, RetryAfter | TimedOut) or (
         isinstance(error, NetworkError) and not isinstance(error, BadRequest)
     ):
-        # Retries already happened in the rate limiter; sending "sorry" now could fail the same way or
-        # duplicate an answer that did arrive.
-        logger.warning("Telegram request failed, update %s dropped: %s: %s",
-                       _update_id(update), type(error).__name__, error)
+        # The delivery limiter retried for delivery.retry_for seconds already; a "sorry" now would fail
+        # the same way.
+        give_up()
+        logger.error("update %s given up: its answer could not be delivered: %s: %s",
+                     _update_id(update), type(error).__name__, error)
         return
     logger.error("error while handling update %s", _update_id(update), exc_info=error)
     if not isinstance(update, Update):

@@ -23,7 +23,7 @@ services (tests, benchmarks) can live in one process without "duplicated timeser
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -34,13 +34,19 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from telegram import Update
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
+from bot.delivery import RETRY_CAUSES
 from bot.http_client import AiohttpRequest
 
 if TYPE_CHECKING:
+    from bot.delivery import DeliveryLimiter
+    from bot.inbox import Inbox
+    from bot.processing import OrderedUpdateProcessor
     from retrieval import IndexStats, SearchIndex, SearchResult
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -117,11 +123,53 @@ class BotMetrics:
         self.updates_queued.set_function(queued)
         self.updates_in_progress.set_function(in_progress)
 
+    def track_delivery(
+        self, inbox: Inbox, limiter: DeliveryLimiter, processor: OrderedUpdateProcessor
+    ) -> None:
+        """Report the inbox, the retries and the late or lost answers at every scrape."""
+        self.registry.register(_DeliveryCollector(inbox, limiter, processor))
+
     def count_update(self, kind: str) -> None:
         self.updates_received.labels(kind if kind in UPDATE_TYPES else "other").inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _DeliveryCollector(Collector):
+    """Read at each scrape from where the numbers live: the inbox, the limiter and the processor."""
+
+    def __init__(self, inbox: Inbox, limiter: DeliveryLimiter, processor: OrderedUpdateProcessor) -> None:
+        self._inbox, self._limiter, self._processor = inbox, limiter, processor
+
+    def describe(self) -> list[Metric]:
+        return []  # the names are fixed; no need to collect once at registration
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("corpus_bot_inbox_depth", "Updates kept in the inbox and not yet answered",
+                                value=self._inbox.depth())
+        yield GaugeMetricFamily("corpus_bot_inbox_oldest_age_seconds",
+                                "How long the oldest unanswered update has waited",
+                                value=self._inbox.oldest_age())
+        counts = self._limiter.counts
+        retries = CounterMetricFamily("corpus_bot_delivery_retries",
+                                      "Bot API calls of an answer tried again, by cause", labels=["cause"])
+        for cause in RETRY_CAUSES:
+            retries.add_metric([cause], counts[f"retry_{cause}"])
+        yield retries
+        handled = self._processor.counts
+        yield CounterMetricFamily("corpus_bot_answers_given_up",
+                                  "Answers not delivered within delivery.retry_for (should stay 0)",
+                                  value=handled["given_up"])
+        yield CounterMetricFamily("corpus_bot_answers_late",
+                                  "Questions answered later than delivery.max_age, with a note",
+                                  value=handled["late"])
+        yield CounterMetricFamily("corpus_bot_updates_dropped_late",
+                                  "Questions older than delivery.max_age dropped (delivery.late: drop)",
+                                  value=handled["dropped_late"])
+        yield GaugeMetricFamily("corpus_bot_bot_api_unreachable_seconds",
+                                "Seconds the Bot API has been failing (0 while it answers)",
+                                value=self._limiter.failing_for())
 
 
 class MetricsRequest(AiohttpRequest):

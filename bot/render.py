@@ -404,15 +404,21 @@ def render_results(
     context_radius: int = 2,
     examples: Sequence[str] = (),
     limit: int = TEXT_LIMIT,
+    note: str | None = None,
 ) -> Reply:
-    """One page of quotes (or why there are none), with its More / Context buttons."""
+    """One page of quotes (or why there are none), with its More / Context buttons.
+
+    ``note`` is a line of our own put first (that the answer comes late, say).
+    """
+    first = text(note) if note else None
     if result.error:
-        body = lines(text("⚠️ " + result.error), text("/help shows how to ask."))
+        body = lines(first, text("⚠️ " + result.error), text("/help shows how to ask."))
         return Reply(body.html)
     if result.empty:
-        return Reply(_render_nothing(result, examples).html)
+        return Reply(lines(first, _render_nothing(result, examples)).html)
 
     notes = lines(
+        first,
         text("⚠️ Only weak matches: these quotes share few of your words.") if result.weak else None,
         _suggestions_line(result),
     )
@@ -674,6 +680,12 @@ def _meaning_line(meaning: tuple[int, int, bool] | None) -> str:
     share = 100 * done / total if total else 100.0
     progress = f"{share:.0f} % ({done:,} of {total:,} sentences)"
     return f"By meaning: being prepared, {progress}; words only until then"
+
+
+def late_note(received: float) -> str:
+    """The line that tells a user their question waited (in an outage, or while the bot restarted)."""
+    asked = dt.datetime.fromtimestamp(received, dt.UTC)
+    return f"⏳ Sorry for the late answer: you asked this on {asked:%d %b %Y at %H:%M} UTC."
 
 
 def render_notice(message: str) -> str:

@@ -53,12 +53,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telegram import Update
-from telegram.error import InvalidToken, NetworkError, TelegramError
+from telegram.error import BadRequest, InvalidToken
 from telegram.ext import Application
 
 from bot.app import ALLOWED_UPDATES, build_application, protect_token_in_logs, request_options, setup_bot
 from bot.config import ConfigError, Settings
+from bot.delivery import DeliveryLimiter
+from bot.inbox import Inbox
+from bot.lifecycle import accept, drain, replay, when_reachable
 from bot.metrics import CONTENT_TYPE, BotMetrics, MetricsRequest, TimedIndex
+from bot.processing import OrderedUpdateProcessor
 
 if TYPE_CHECKING:
     from retrieval import SearchIndex
@@ -69,7 +73,7 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 SERVICE_PATHS = ("/healthz", "/readyz", "/metrics")
 MAX_BODY_BYTES = 1024 * 1024  # Telegram's updates are a few KiB; nginx's site allows 1 MiB too
 HTTP_GRACE = 5.0  # seconds the HTTP server gives requests in progress when stopping
-DRAIN_TIMEOUT = 25.0  # seconds the Application then gets to answer the updates it accepted
+UNREACHABLE_AFTER = 60.0  # seconds of failing answers after which /readyz says the Bot API is unreachable
 KEEP_ALIVE = 75  # seconds an idle proxy connection stays open: longer than nginx's upstream keepalive
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
 _WARN_EVERY = 60.0  # seconds between two warnings about refused requests
@@ -139,11 +143,11 @@ class WebhookService:
         token: str,
         secret: str,
         *,
-        drain_timeout: float = DRAIN_TIMEOUT,
+        drain_timeout: float | None = None,
         http_grace: float = HTTP_GRACE,
     ) -> None:
         self.settings = settings
-        self.drain_timeout = drain_timeout
+        self.drain_timeout = settings.delivery.drain_timeout if drain_timeout is None else drain_timeout
         self.http_grace = http_grace
         self.port: int | None = None
         protect_token_in_logs(secret)  # python-telegram-bot logs setWebhook's arguments at DEBUG
@@ -152,13 +156,21 @@ class WebhookService:
         self.metrics.observe_index(self._stats)
         self.metrics.track_meaning(index)
         request = MetricsRequest(self.metrics, **request_options(settings))
+        self.inbox = Inbox.open(settings.inbox_path, retention_days=settings.delivery.retention_days)
         self.application: Application = build_application(
-            settings, TimedIndex(index, self.metrics), token, request=request  # type: ignore[arg-type]
+            settings, TimedIndex(index, self.metrics), token,  # type: ignore[arg-type]
+            request=request, inbox=self.inbox,
         )
+        processor = self.application.update_processor
+        assert isinstance(processor, OrderedUpdateProcessor)
+        limiter = self.application.bot.rate_limiter
+        assert isinstance(limiter, DeliveryLimiter)
+        self._limiter = limiter
         self.metrics.track_queue(
-            self.application.update_queue.qsize,
-            lambda: self.application.update_processor.current_concurrent_updates,
+            lambda: self.application.update_queue.qsize() + processor.in_hand - processor.handling,
+            lambda: processor.handling,
         )
+        self.metrics.track_delivery(self.inbox, limiter, processor)
         self.asgi = Starlette(routes=[
             Route(settings.webhook.path, self._receive_update, methods=["POST"]),
             Route("/healthz", self._healthz, methods=["GET"]),
@@ -180,7 +192,12 @@ class WebhookService:
 
     @property
     def ready(self) -> bool:
-        return self._webhook_set and not self._stopping and self.application.running
+        return self._webhook_set and not self._stopping and self.application.running and self.reachable
+
+    @property
+    def reachable(self) -> bool:
+        """False once answers have failed on the Bot API's side for ``UNREACHABLE_AFTER`` seconds."""
+        return self._limiter.failing_for() < UNREACHABLE_AFTER
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -194,9 +211,8 @@ class WebhookService:
             except InvalidToken:
                 raise ConfigError(f"Telegram rejected the bot token in {self.settings.telegram.token_env} "
                                   "(telegram.token_env)") from None
-            except NetworkError as error:  # getMe at start-up: the Bot API is not reachable
-                raise ConfigError(f"cannot reach the Bot API at {self.settings.telegram.base_url}: {error} "
-                                  "(telegram.base_url)") from None
+            finally:
+                self.inbox.close()
 
     def stop(self, signum: int | None = None) -> None:
         """Ask the service to stop (what SIGTERM does). A second call stops waiting for updates in flight."""
@@ -217,14 +233,24 @@ class WebhookService:
     async def _serve(self, sock: socket.socket) -> None:
         assert self._stop_requested is not None
         application = self.application
-        async with application:  # initialize(): getMe; shutdown() at the end, whatever happens
+        where = self.settings.telegram.base_url
+
+        async def initialize() -> bool:
+            await application.initialize()  # getMe
+            return True
+
+        if not await when_reachable(initialize, what="getMe", where=where, stopping=self._stop_requested):
+            return  # asked to stop while waiting for the Bot API
+        try:
             await setup_bot(application)
             await application.start()
+            replay(application, self.inbox, drop=self.drop_pending_updates)
             self._server = _Server(self._uvicorn_config())
             serving = asyncio.create_task(self._server.serve(sockets=[sock]), name="webhook-http")
             try:
-                if await self._until_listening(serving):
-                    await self._set_webhook()
+                if await self._until_listening(serving) and await when_reachable(
+                    self._set_webhook, what="setWebhook", where=where, stopping=self._stop_requested
+                ):
                     self._webhook_set = True
                     self.metrics.ready.set(1)
                     self._log_ready()
@@ -234,12 +260,13 @@ class WebhookService:
             finally:
                 self._stopping = True
                 self.metrics.ready.set(0)
-                started = time.monotonic()
                 self._server.should_exit = True
                 try:
                     await serving  # stops accepting, answers the requests it has (HTTP_GRACE at most)
                 finally:
-                    await self._drain(started)
+                    await drain(application, self.inbox, timeout=self.drain_timeout, force=self._force)
+        finally:
+            await application.shutdown()
 
     async def _until_listening(self, serving: asyncio.Task[None]) -> bool:
         """Wait until uvicorn listens; False if it stopped, or a stop was asked for, before that."""
@@ -250,46 +277,20 @@ class WebhookService:
             await asyncio.sleep(0.005)
         return True
 
-    async def _set_webhook(self) -> None:
+    async def _set_webhook(self) -> bool:
+        """Register the webhook; a refusal (400) names ``webhook.url``, a server error is retried."""
         webhook = self.settings.webhook
         try:
-            await self.application.bot.set_webhook(
+            return await self.application.bot.set_webhook(
                 url=webhook.url,  # type: ignore[arg-type]  (checked by check_webhook_settings)
                 secret_token=self._secret.decode("ascii"),
                 allowed_updates=ALLOWED_UPDATES,
                 max_connections=webhook.max_connections,
                 drop_pending_updates=self.drop_pending_updates,
             )
-        except InvalidToken:
-            raise
-        except TelegramError as error:
+        except BadRequest as error:
             raise ConfigError(f"Telegram refused the webhook {webhook.url!r}: {error} (webhook.url)") \
                 from None
-
-    async def _drain(self, started: float) -> None:
-        """Let the Application answer every update it accepted, within ``drain_timeout``."""
-        application = self.application
-        if not application.running:
-            return
-        pending = application.update_queue.qsize() + application.update_processor.current_concurrent_updates
-        stopping = asyncio.create_task(application.stop(), name="webhook-drain")
-        assert self._force is not None
-        forced = asyncio.create_task(self._force.wait())
-        await asyncio.wait(
-            {stopping, forced}, timeout=self.drain_timeout, return_when=asyncio.FIRST_COMPLETED
-        )
-        forced.cancel()
-        if stopping.done():
-            stopping.result()
-            logger.info("stopped: %d update(s) in flight answered, in %.1f s",
-                        pending, time.monotonic() - started)
-            return
-        left = application.update_queue.qsize() + application.update_processor.current_concurrent_updates
-        stopping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stopping
-        logger.error("stopped after %.1f s with %d update(s) still unanswered (the drain limit is %.0f s)",
-                     time.monotonic() - started, left, self.drain_timeout)
 
     def _uvicorn_config(self) -> uvicorn.Config:
         return uvicorn.Config(
@@ -345,7 +346,8 @@ class WebhookService:
         except Exception:  # python-telegram-bot raises whatever the malformed part provokes
             return self._refuse(400, "malformed", "body is not a Telegram update")
         self.metrics.count_update(_update_kind(data))
-        await self.application.update_queue.put(update)  # handled after the answer, by the Application
+        # In the inbox before the 200 (after which Telegram forgets it); handled after, by the Application.
+        await accept(self.application, self.inbox, update, json.dumps(data, ensure_ascii=False))
         return Response(status_code=200)
 
     def _refuse(self, status: int, reason: str, why: str) -> Response:
@@ -359,7 +361,12 @@ class WebhookService:
     async def _readyz(self, request: Request) -> Response:
         if self.ready:
             return JSONResponse({"status": "ready"})
-        reason = "stopping" if self._stopping else "starting"
+        if self._stopping:
+            reason = "stopping"
+        elif self._webhook_set and not self.reachable:
+            reason = f"the Bot API has been unreachable for {self._limiter.failing_for():.0f} s"
+        else:
+            reason = "starting"
         return JSONResponse({"status": reason}, status_code=503)
 
     async def _metrics(self, request: Request) -> Response:

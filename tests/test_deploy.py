@@ -31,8 +31,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.config import ConfigError, Settings, load_settings, read_token
-from bot.webhook import DRAIN_TIMEOUT, HTTP_GRACE, SECRET_HEADER, check_webhook_settings, read_secret
+from bot.config import ConfigError, DeliveryConfig, Settings, load_settings, read_token
+from bot.webhook import HTTP_GRACE, SECRET_HEADER, check_webhook_settings, read_secret
 from tests.conftest import REPO
 from tests.fake_telegram import DEFAULT_TOKEN, FakeTelegram
 from tests.processes import wait_for_http
@@ -162,7 +162,8 @@ def test_the_unit_runs_the_webhook_service_with_its_secrets_and_restarts_on_fail
     assert seconds(unit_value(unit, "Service", "RestartSec")) >= 1
     assert unit_value(unit, "Service", "KillSignal") == "SIGTERM"
     # systemd must not SIGKILL the service while it still answers the updates it accepted.
-    assert seconds(unit_value(unit, "Service", "TimeoutStopSec")) >= HTTP_GRACE + DRAIN_TIMEOUT + 10
+    drain = DeliveryConfig().drain_timeout
+    assert seconds(unit_value(unit, "Service", "TimeoutStopSec")) >= HTTP_GRACE + drain + 10
     assert "network-online.target" in unit_value(unit, "Unit", "After")
     assert unit_value(unit, "Install", "WantedBy") == "multi-user.target"
 

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,14 +28,16 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.app import ALLOWED_UPDATES, build_application
+from bot.app import ALLOWED_UPDATES
 from bot.cli import main as cli_main
 from bot.config import ConfigError, Settings, load_settings
+from bot.inbox import Inbox
 from bot.webhook import SECRET_HEADER, WebhookService, check_webhook_settings
 from retrieval import SearchIndex
 from tests.conftest import REPO
 from tests.fake_telegram import DEFAULT_TOKEN, DEFAULT_USER_ID, FakeTelegram
 from tests.processes import corpus_bot_run, wait_for_http
+from tests.test_bot_e2e import running_bot
 
 TOKEN = DEFAULT_TOKEN
 SECRET = "Test_webhook-secret_0123456789"
@@ -63,9 +66,11 @@ async def tg() -> AsyncIterator[FakeTelegram]:
 def webhook_settings(tg: FakeTelegram | None = None, **sections: dict[str, Any]) -> Settings:
     """Default settings for webhook mode on a free loopback port, with ``section={key: value}`` overrides."""
     settings = Settings()
+    inbox = Path(tempfile.mkdtemp(prefix="corpus-bot-inbox-")) / "inbox.sqlite3"
     changes: dict[str, dict[str, Any]] = {
         "telegram": {"mode": "webhook", "connect_timeout": 5.0, "read_timeout": 5.0},
         "webhook": {"url": PUBLIC_URL, "port": 0},
+        "delivery": {"path": inbox, "private_rate": 0.0, "group_rate": 0.0, "overall_rate": 0.0},
     }
     if tg is not None:
         changes["telegram"]["base_url"] = tg.api_url
@@ -413,14 +418,21 @@ async def test_stopping_answers_every_update_that_got_200(tg, small_index):
         await get(service, "/healthz")
 
 
-async def test_stopping_waits_only_so_long(tg, small_index, caplog):
-    async with running_service(tg, small_index, drain_timeout=0.2) as service:
+async def test_stopping_waits_only_so_long_and_keeps_the_rest_for_the_next_start(tg, small_index, caplog):
+    settings = webhook_settings(tg)
+    async with running_service(tg, small_index, settings=settings, drain_timeout=0.2) as service:
         tg.delay_next("sendMessage", 1.2)
         await post(tg, service, tg.make_message_update("harbour"))
         await tg.wait_for("sendMessage")
         started = time.monotonic()
     assert time.monotonic() - started < 1.0
-    assert any("still unanswered" in r.getMessage() for r in caplog.records if r.levelno == logging.ERROR)
+    assert any("0 of 1 update(s) in hand finished; 1 left in the inbox" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.WARNING)
+    assert Inbox.open(settings.inbox_path).depth() == 1
+    before = len(tg.sent_messages(USER))
+    async with running_service(tg, small_index, settings=settings):
+        await tg.wait_for_sent(USER, since=before, timeout=5)  # answered first thing on the next start
+    assert Inbox.open(settings.inbox_path).depth() == 0
 
 
 # -- the same bot in both modes ------------------------------------------------------------------------
@@ -431,20 +443,12 @@ QUESTIONS = ["harbour", "lighthouse keeper", "lighthuose", "submarine cable afte
 
 async def _replies_by_polling(index: SearchIndex) -> list[dict[str, Any]]:
     async with FakeTelegram(token=TOKEN) as tg:
-        application = build_application(webhook_settings(tg), index, TOKEN)
-        async with application:
-            await application.post_init(application)
-            await application.start()
-            await application.updater.start_polling(
-                poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES
-            )
+        async with running_bot(tg, index, webhook_settings(tg)):
             replies = []
             for question in QUESTIONS:
                 before = len(tg.sent_messages())
                 tg.message(question, user_id=USER)
                 replies.append((await tg.wait_for_sent(USER, since=before))[0])
-            await application.updater.stop()
-            await application.stop()
         tg.assert_no_errors()
     return replies
 
@@ -469,13 +473,8 @@ async def test_switching_back_to_polling_removes_the_webhook_and_keeps_answering
         await ask(tg, service, "harbour")
     assert tg.webhook["url"] == PUBLIC_URL  # still set: Telegram keeps updates for the next start
     tg.message("lighthouse keeper", user_id=USER)  # arrives while no one is serving
-    application = build_application(webhook_settings(tg), small_index, TOKEN)
-    async with application:
-        await application.start()
-        await application.updater.start_polling(poll_interval=0, timeout=1, allowed_updates=ALLOWED_UPDATES)
+    async with running_bot(tg, small_index, webhook_settings(tg)):
         [reply] = await tg.wait_for_sent(USER, since=1)
-        await application.updater.stop()
-        await application.stop()
     assert tg.webhook["url"] == ""  # polling called deleteWebhook
     assert "Lighthouse Keeper" in reply["text"]
 
