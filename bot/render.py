@@ -685,7 +685,7 @@ def _meaning_line(meaning: tuple[int, int, bool] | None) -> str:
 def late_note(received: float) -> str:
     """The line that tells a user their question waited (in an outage, or while the bot restarted)."""
     asked = dt.datetime.fromtimestamp(received, dt.UTC)
-    return f"⏳ Sorry for the late answer: you asked this on {asked:%d %b %Y at %H:%M} UTC."
+    return f"⏳ Sorry for the late answer: you asked this on {asked.day} {asked:%b %Y at %H:%M} UTC."
 
 
 def render_notice(message: str) -> str:

@@ -33,6 +33,7 @@ from bot.config import Settings
 from bot.delivery import DeliveryLimiter
 from bot.handlers import SERVICES_KEY
 from bot.http_client import AiohttpRequest
+from bot.inbox import Inbox
 from bot.polling import PollingService
 from retrieval import SearchIndex, SearchResult
 from tests.conftest import REPO
@@ -689,6 +690,94 @@ async def test_replies_to_one_chat_keep_their_order_and_are_paced(tg, small_inde
     assert elapsed >= (len(questions) - 2) / 4  # 4 messages a second to one private chat, one at a time
 
 
+# -- delivery: the inbox, restarts, late questions ----------------------------------------------------
+
+
+async def test_starting_while_the_bot_api_is_down_waits_for_it(tg, small_index, caplog):
+    tg.outage(2.5, methods=("getMe",))
+    started = time.monotonic()
+    async with running_bot(tg, small_index):
+        assert time.monotonic() - started >= 2
+        assert "harbour" in (await ask(tg, "harbour"))["text"]
+    assert any("cannot reach the Bot API" in r.getMessage() and "getMe" in r.getMessage()
+               for r in caplog.records if r.levelno == logging.WARNING)
+
+
+async def test_an_outage_during_a_question_is_waited_out(tg, small_index):
+    async with running_bot(tg, small_index) as application:
+        tg.outage(3, kind="drop")
+        tg.message("harbour")
+        await tg.wait_for("sendMessage", count=2)  # failed, tried again...
+        [reply] = await tg.wait_for_sent(USER, timeout=10)
+        assert application.update_processor.counts["answered"] == 1
+    assert "harbour" in reply["text"]
+
+
+async def test_what_was_not_answered_before_a_stop_is_answered_after_the_restart(tg, small_index, caplog):
+    settings = bot_settings(tg, delivery={"drain_timeout": 0.2})
+    tg.outage(3)
+    async with running_bot(tg, small_index, settings):
+        tg.message("harbour")
+        await tg.wait_for("sendMessage")
+    assert any("1 left in the inbox" in r.getMessage() for r in caplog.records)
+    assert not tg.sent_messages(USER)
+    tg.end_outage()
+    async with running_bot(tg, small_index, settings):
+        [reply] = await tg.wait_for_sent(USER, timeout=5)
+        await asyncio.sleep(0.3)
+    assert "harbour" in reply["text"] and len(tg.sent_messages(USER)) == 1
+    assert Inbox.open(settings.inbox_path).counts() == {"answered": 1}
+
+
+async def test_an_update_delivered_again_after_a_restart_is_answered_once(tg, small_index):
+    settings = bot_settings(tg)
+    async with running_bot(tg, small_index, settings):
+        update = tg.message("harbour")
+        await tg.wait_for_sent(USER)
+    Inbox.open(settings.inbox_path).close()
+    with tg._lock:  # Telegram forgot the confirmation (the bot died before its next getUpdates)
+        tg._updates.append(copy.deepcopy(update))
+    async with running_bot(tg, small_index, settings):
+        await tg.wait_for("getUpdates", count=len([c for c in tg.calls if c.method == "getUpdates"]) + 2)
+        assert "apples" in (await ask(tg, "apples"))["text"]
+    assert len(tg.sent_messages(USER)) == 2  # harbour once, apples once
+
+
+def _old_message(tg: FakeTelegram, text: str, age: float) -> dict[str, Any]:
+    update = tg.make_message_update(text)
+    update["message"]["date"] = int(time.time() - age)
+    return tg.queue(update)
+
+
+async def test_a_question_that_waited_too_long_is_answered_with_a_note(tg, small_index):
+    settings = bot_settings(tg, delivery={"max_age": 600})
+    async with running_bot(tg, small_index, settings) as application:
+        _old_message(tg, "harbour", age=3600)
+        [late] = await tg.wait_for_sent(USER)
+        fresh = await ask(tg, "apples")
+        assert application.update_processor.counts["late"] == 1
+    assert "\n⏳ Sorry for the late answer: you asked this on " in late["text"]  # under the header
+    assert "harbour" in late["text"] and "Sorry" not in fresh["text"]
+
+
+async def test_late_questions_can_be_dropped_instead(tg, small_index):
+    settings = bot_settings(tg, delivery={"max_age": 600, "late": "drop"})
+    async with running_bot(tg, small_index, settings) as application:
+        _old_message(tg, "harbour", age=3600)
+        assert "apples" in (await ask(tg, "apples"))["text"]
+        assert application.update_processor.counts["dropped_late"] == 1
+    assert len(tg.sent_messages(USER)) == 1
+    assert Inbox.open(settings.inbox_path).counts() == {"answered": 1, "dropped_late": 1}
+
+
+async def test_a_corrupt_inbox_is_set_aside_and_the_bot_starts(tg, small_index, caplog):
+    settings = bot_settings(tg)
+    settings.inbox_path.write_bytes(b"\x00garbage" * 500)
+    async with running_bot(tg, small_index, settings):
+        assert "harbour" in (await ask(tg, "harbour"))["text"]
+    assert "cannot be used (file is not a database): set aside as inbox.sqlite3.broken-" in caplog.text
+
+
 # -- the real run_polling ------------------------------------------------------------------------------
 
 
@@ -713,6 +802,39 @@ def test_corpus_bot_run_polls_answers_and_stops_cleanly_on_sigterm(tmp_path):
     assert process.returncode == 0, stderr
     assert "ready" in stderr
     assert TOKEN.split(":", 1)[1] not in stderr
+
+
+@pytest.mark.slow
+def test_a_bot_killed_with_sigkill_answers_after_its_restart(tmp_path):
+    """A real ``kill -9`` while answers cannot get through: nothing is lost, nothing is answered twice."""
+    config = tmp_path / "config.yaml"
+    with FakeTelegram(token=TOKEN) as tg:
+        config.write_text(f"corpus: {{path: {REPO / 'corpus'}}}\nindex: {{cache_dir: {tmp_path / 'cache'}}}\n"
+                          f"telegram: {{base_url: '{tg.api_url}'}}\n", encoding="utf-8")
+        env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN}
+        questions = ["basic research", "science policy", "national laboratories"]
+        with corpus_bot_run("--config", str(config), env=env) as process:
+            tg.wait_for_blocking("getUpdates", timeout=60)
+            tg.outage(600)
+            for user, question in enumerate(questions, start=900_001):
+                tg.message(question, user_id=user)
+            tg.wait_for_blocking("sendMessage", count=3, timeout=20)  # all three in hand, failing
+            process.kill()
+            process.wait(timeout=10)
+        assert not tg.sent_messages()
+        tg.end_outage()
+        with corpus_bot_run("--config", str(config), env=env) as process:
+            deadline = time.monotonic() + 60
+            while len(tg.sent_messages()) < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(0.5)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=30)
+        tg.assert_no_errors()
+    asked = sorted(m["reply_to_message"]["text"] for m in tg.sent_messages())
+    assert asked == sorted(questions), stderr
+    assert "answering 3 update(s) left from before the restart" in stderr
+    assert process.returncode == 0
 
 
 @pytest.mark.slow

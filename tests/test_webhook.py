@@ -28,6 +28,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot import webhook
 from bot.app import ALLOWED_UPDATES
 from bot.cli import main as cli_main
 from bot.config import ConfigError, Settings, load_settings
@@ -389,6 +390,42 @@ async def test_metrics_count_updates_replies_searches_errors_and_the_index(tg, s
     assert value("corpus_bot_index_terms") == stats.terms
     assert value("corpus_bot_ready") == 1
     assert value("corpus_bot_updates_queued") == 0
+
+
+async def test_an_update_posted_twice_is_answered_once(tg, small_index):
+    async with running_service(tg, small_index) as service:
+        update = tg.make_message_update("harbour")
+        assert (await post(tg, service, update)).status_code == 200
+        await tg.wait_for_sent(USER)
+        assert (await post(tg, service, update)).status_code == 200  # Telegram thought it was lost
+        assert "apples" in (await ask(tg, service, "apples"))["text"]
+    assert len(tg.sent_messages(USER)) == 2
+
+
+async def test_an_outage_shows_in_readyz_and_the_metrics_then_every_answer_arrives(
+    tg, small_index, monkeypatch
+):
+    monkeypatch.setattr(webhook, "UNREACHABLE_AFTER", 0.5)
+    async with running_service(tg, small_index) as service:
+        tg.outage(4)
+        for user in (700_001, 700_002, 700_003):
+            await post(tg, service, tg.make_message_update("harbour", user_id=user))
+        await tg.wait_for("sendMessage", count=6)
+        await asyncio.sleep(0.6)
+        ready = await get(service, "/readyz")
+        samples = metric_samples((await get(service, "/metrics")).text)
+        await tg.wait_for_sent(count=3, timeout=15)
+        await eventually(lambda: service.inbox.depth() == 0)
+        after = metric_samples((await get(service, "/metrics")).text)
+        assert (await get(service, "/readyz")).status_code == 200
+    assert ready.status_code == 503 and "the Bot API has been unreachable" in ready.json()["status"]
+    assert samples[("corpus_bot_inbox_depth", ())] == 3
+    assert samples[("corpus_bot_inbox_oldest_age_seconds", ())] > 0.5
+    assert samples[("corpus_bot_delivery_retries_total", (("cause", "server"),))] >= 3
+    assert samples[("corpus_bot_bot_api_unreachable_seconds", ())] > 0.5
+    assert after[("corpus_bot_inbox_depth", ())] == 0
+    assert after[("corpus_bot_answers_given_up_total", ())] == 0
+    assert after[("corpus_bot_bot_api_unreachable_seconds", ())] == 0
 
 
 async def test_two_services_in_one_process_keep_their_own_metrics(tg, small_index):
