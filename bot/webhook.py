@@ -16,19 +16,22 @@ Endpoints (on ``webhook.listen``:``webhook.port``; only ``webhook.path`` is mean
 
 * ``POST {webhook.path}``: an update from Telegram. The ``X-Telegram-Bot-Api-Secret-Token`` header must
   equal the secret (compared in constant time; otherwise 403 and nothing is read). A body that is not
-  JSON or not an update gets 400. A valid update is put on the Application's update queue and answered
-  200 at once; the search and the reply happen after, so Telegram never waits on them.
+  JSON or not an update gets 400. A valid update is kept in the inbox (:mod:`bot.inbox`), put on the
+  Application's update queue and answered 200; the search and the reply happen after, so Telegram never
+  waits on them. An update delivered again is answered 200 and not handled twice.
 * ``GET /healthz``: 200 while the process serves. ``GET /readyz``: 200 once the index is loaded and the
-  webhook is set, 503 while starting or stopping. ``GET /metrics``: Prometheus text (:mod:`bot.metrics`).
+  webhook is set, 503 while starting or stopping, or once answers have failed on the Bot API's side for
+  ``UNREACHABLE_AFTER`` seconds. ``GET /metrics``: Prometheus text (:mod:`bot.metrics`).
 
 Start: check the settings and the secret (before the index is loaded: a typo fails in a second), bind the
-port, initialise the Application (``getMe``, command menu), start handling updates, start the HTTP server,
-and only then ``setWebhook`` (URL, secret, the update types the bot handles), so Telegram never posts to a
+port, initialise the Application (``getMe``, waited for while the Bot API is unreachable), the command
+menu, start handling updates (first those the inbox kept from the last run), start the HTTP server, and
+only then ``setWebhook`` (URL, secret, the update types the bot handles), so Telegram never posts to a
 closed port. Stop (SIGTERM or SIGINT): not ready any more, the HTTP server stops accepting and finishes the
-requests it has, then the Application answers every update it had accepted (bounded by
-``DRAIN_TIMEOUT``), and the process exits 0. An update answered 200 is therefore handled; one that
-arrives while the service is down gets no answer from it, and Telegram keeps it and delivers it again to
-the next process (the webhook stays set across restarts on purpose).
+requests it has, then :func:`bot.lifecycle.drain` gives the updates in hand ``delivery.drain_timeout``
+seconds and leaves the rest in the inbox for the next start; the process exits 0. One that arrives while
+the service is down gets no answer from it, and Telegram keeps it and delivers it again to the next process
+(the webhook stays set across restarts on purpose).
 """
 
 from __future__ import annotations
