@@ -29,9 +29,9 @@ arrived during the measured window per second (above the offered rate while a ba
 drains), and "lost" counts measured updates without a reply 10 s after the last one was sent. Each rate
 starts with fresh clients, so it also pays for opening their connections.
 
-One deliberate difference from production: python-telegram-bot's ``AIORateLimiter`` holds a bot to
-Telegram's 30 messages a second overall, which would cap any run at 30 replies/s. The benchmark measures
-the service's own capacity, so the served process lifts that limit (``--telegram-limit`` keeps it). The 1M
+One deliberate difference from production: the bot holds itself to Telegram's 30 messages a second
+overall (``delivery.overall_rate``), which would cap any run at 30 replies/s. The benchmark measures the
+service's own capacity, so the served process lifts that limit (``--telegram-limit`` keeps it). The 1M
 corpus is ``bench_index.generate_corpus`` and its questions ``bench_index.make_queries``.
 """
 
@@ -120,26 +120,23 @@ def fake_main(ready: Any) -> None:
 
 def serve_main(config: str, keep_limit: bool) -> int:
     """``corpus-bot run --mode webhook --config CONFIG`` in this process (the benchmark's service)."""
-    import bot.app
     from bot.cli import main
 
-    if not keep_limit:
-        limiter = bot.app.RetryingRateLimiter
-
-        class WithoutTelegramLimit(limiter):  # type: ignore[misc, valid-type]
-            """The bot's rate limiter with the overall 30 messages/s of Telegram lifted."""
-
-            def __init__(self, **kwargs: Any) -> None:
-                super().__init__(overall_max_rate=0, **kwargs)
-
-        bot.app.RetryingRateLimiter = WithoutTelegramLimit  # type: ignore[misc]
+    if not keep_limit:  # the overall 30 messages/s of Telegram lifted (delivery.overall_rate: 0)
+        lifted = Path(config).with_name("config-unlimited.yaml")
+        lifted.write_text(Path(config).read_text(encoding="utf-8") + "delivery: {overall_rate: 0}\n",
+                          encoding="utf-8")
+        config = str(lifted)
     return main(["run", "--mode", "webhook", "--config", config])
 
 
-def write_config(path: Path, corpus: Path, cache: Path, fake_port: int, port: int) -> Path:
+def write_config(
+    path: Path, corpus: Path, cache: Path, fake_port: int, port: int, *, meaning: bool = True
+) -> Path:
     path.write_text(
         f"corpus: {{path: '{corpus}'}}\n"
         f"index: {{cache_dir: '{cache}'}}\n"
+        f"ranking: {{semantic: {'true' if meaning else 'false'}}}\n"
         f"telegram: {{base_url: 'http://127.0.0.1:{fake_port}/bot', mode: webhook}}\n"
         f"webhook: {{port: {port}, url: 'https://bot.example.org/telegram'}}\n",
         encoding="utf-8",
@@ -446,6 +443,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=64, help="concurrent HTTP clients (default 64)")
     parser.add_argument("--telegram-limit", action="store_true",
                         help="keep python-telegram-bot's 30 messages/s limit (production behaviour)")
+    parser.add_argument("--no-meaning", action="store_true",
+                        help="ranking.semantic: false (words only: no question embedding per search)")
     parser.add_argument("--workdir", type=Path, default=None, help="where corpora, caches and logs go")
     parser.add_argument("--keep", action="store_true",
                         help="keep the workdir (a --workdir given is always kept)")
@@ -476,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 workdir, 1_000_000 if name == "1m" else int(name))
             port = free_port()
             config = write_config(workdir / f"config-{corpus.name}.yaml", corpus.folder,
-                                  workdir / "cache", fake_port, port)
+                                  workdir / "cache", fake_port, port, meaning=not args.no_meaning)
             log(f"{corpus.name}: building the index cache ...")
             built = build_index(config)
             log_file = workdir / f"service-{corpus.name}.log"

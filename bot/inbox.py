@@ -87,6 +87,7 @@ class Inbox:
         self.set_aside = set_aside
         self._clock = clock
         self._finished_since_prune = 0
+        self._open: dict[int, float] = {}  # update_id -> time received, for the updates not finished
 
     @classmethod
     def open(
@@ -119,14 +120,19 @@ class Inbox:
 
     def record(self, update_id: int, payload: str) -> bool:
         """Keep an update before it is acknowledged. False if ``update_id`` was seen before: skip it."""
+        received = self._clock()
         cursor = self._db.execute(
             "INSERT OR IGNORE INTO updates (update_id, received, payload) VALUES (?, ?, ?)",
-            (update_id, self._clock(), payload),
+            (update_id, received, payload),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        self._open[update_id] = received
+        return True
 
     def finish(self, update_id: int, outcome: Outcome) -> None:
         """The update needs nothing more. Its id is remembered for ``retention`` (its payload is not)."""
+        self._open.pop(update_id, None)
         self._db.execute(
             "UPDATE updates SET outcome = ?, finished = ?, payload = ''"
             " WHERE update_id = ? AND outcome IS NULL",
@@ -153,11 +159,19 @@ class Inbox:
             "SELECT update_id, received, payload FROM updates WHERE outcome IS NULL"
             " ORDER BY received, update_id"
         ).fetchall()
-        return [PendingUpdate(int(u), float(r), str(p)) for u, r, p in rows]
+        pending = [PendingUpdate(int(u), float(r), str(p)) for u, r, p in rows]
+        self._open.update((u.update_id, u.received) for u in pending)
+        return pending
 
     def received_at(self, update_id: int) -> float | None:
-        row = self._db.execute("SELECT received FROM updates WHERE update_id = ?", (update_id,)).fetchone()
-        return None if row is None else float(row[0])
+        """When an unfinished update was first received (None for one finished or never seen)."""
+        received = self._open.get(update_id)
+        if received is None:
+            row = self._db.execute(
+                "SELECT received FROM updates WHERE update_id = ? AND outcome IS NULL", (update_id,)
+            ).fetchone()
+            received = None if row is None else float(row[0])
+        return received
 
     def depth(self) -> int:
         """How many updates wait for an answer."""

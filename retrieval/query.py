@@ -9,10 +9,13 @@ what the parts mean for ranking. The syntax:
   ``”``), so quotes of another kind inside a phrase stay in it: ``"he said “basic research” today"``.
 * ``-word`` and ``-"a phrase"``: leave out sentences holding them. Only a ``-`` that starts a word and is
   followed by a letter excludes: ``well-known`` is one word, ``-5`` is the number.
-* ``after:DATE``, ``before:DATE`` (inclusive: "on or after", "on or before") and ``year:YYYY``, in any
-  letter case. DATE is ``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY`` (``/`` or ``.`` also separate): a partial
-  date means its first day for ``after:`` and its last day for ``before:`` (``before:2023-08`` is up to
-  2023-08-31). ``after: 2023`` (with a space) is read the same. Several filters must all hold.
+* ``after:DATE``, ``before:DATE`` (inclusive: "on or after", "on or before"), ``on:DATE`` (that day,
+  month or year) and ``year:YYYY``, in any letter case. DATE is ``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY``
+  (``/`` or ``.`` also separate): a partial date means its first day for ``after:`` and its last day for
+  ``before:`` (``before:2023-08`` is up to 2023-08-31). ``after: 2023`` (with a space) is read the same.
+  Several filters must all hold.
+* ``sort:new`` / ``sort:old`` (also ``newest``, ``oldest``, ``date``; ``sort:relevance`` is the default):
+  the order of the quotes.
 * Anything else, ``http://x`` and ``time:`` included, is a free word.
 
 A filter that cannot be honoured (a date that does not exist, an empty date range) raises
@@ -37,6 +40,7 @@ class Query:
     after: dt.date | None = None  # on or after this day (after:YYYY-MM-DD; after:2023 is 2023-01-01)
     before: dt.date | None = None  # on or before this day (before:YYYY-MM-DD; before:2023 is 2023-12-31)
     year: int | None = None  # year:YYYY: the same as after:YYYY-01-01 before:YYYY-12-31 (search applies it)
+    sort: str = "relevance"  # "relevance", "new" (newest first) or "old" (oldest first)
 
     @property
     def is_empty(self) -> bool:
@@ -73,7 +77,9 @@ _QUOTE_MARKS = str.maketrans(dict.fromkeys(_QUOTES, " "))
 _SPACE = re.compile(r"\s+")
 _TOKEN = re.compile(f"[^\\s{re.escape(_QUOTES)}]+")  # a word ends at white space or a quote mark
 _HAS_WORD = re.compile(r"[^\W_]")  # something to search for: a letter or a digit
-_FILTER = re.compile(r"\(?(after|before|year):(.*)", re.IGNORECASE | re.DOTALL)
+_FILTER = re.compile(r"\(?(after|before|year|on|sort):(.*)", re.IGNORECASE | re.DOTALL)
+_SORTS = {"new": "new", "newest": "new", "latest": "new", "recent": "new", "date": "new",
+          "old": "old", "oldest": "old", "earliest": "old", "relevance": "relevance", "best": "relevance"}
 _TRAILING = ".,;:!?)]}"  # punctuation after a filter's value, as in "(after:2023)." - not part of it
 _DATE_VALUE = re.compile(r"\d+(?:[-/.]\d+)*[.,;:!?)\]}]*")  # a value after "after: " (with a space)
 _DATE = re.compile(r"(\d{4})(?:[-/.](\d{1,2})(?:[-/.](\d{1,2}))?)?")
@@ -123,6 +129,9 @@ def parse_query(question: str) -> Query:
         filter_match = _FILTER.fullmatch(token)
         if filter_match:
             key, value = filter_match.group(1).lower(), filter_match.group(2)
+            if key == "sort":
+                filters.add_sort(value.rstrip(_TRAILING))
+                continue
             if not value:  # "after: 2023-05-01": the value is the next word, if it looks like one
                 following = _value_after_space(text, i)
                 if following is not None:
@@ -181,6 +190,17 @@ class _Filters:
         self.before: dt.date | None = None
         self.before_text = ""
         self.year: int | None = None
+        self.sort = "relevance"
+        self.sort_text = ""
+
+    def add_sort(self, value: str) -> None:
+        order = _SORTS.get(value.lower())
+        written = f"sort:{value if len(value) <= _SHOWN_MAX else value[: _SHOWN_MAX - 1] + '…'}"
+        if order is None:
+            raise QueryError(f"{written} is not an order I know (use sort:new or sort:old)")
+        if self.sort_text and order != self.sort:
+            raise QueryError(f"{self.sort_text} and {written} cannot both hold")
+        self.sort, self.sort_text = order, written
 
     def add(self, key: str, value: str) -> None:
         shown = value if len(value) <= _SHOWN_MAX else value[: _SHOWN_MAX - 1] + "…"
@@ -195,6 +215,17 @@ class _Filters:
                     "of years)"
                 )
             self.year = year
+            return
+        if key == "on":  # that day, month or year: from its first day to its last
+            try:
+                first, last = _parse_date(value, "after", written), _parse_date(value, "before", written)
+            except QueryError:
+                hint = "use on:YYYY-MM-DD, on:YYYY-MM or on:YYYY"
+                raise QueryError(f"{written} is not a valid date ({hint})") from None
+            if self.after is None or first > self.after:
+                self.after, self.after_text = first, written
+            if self.before is None or last < self.before:
+                self.before, self.before_text = last, written
             return
         day = _parse_date(value, key, written)
         if key == "after" and (self.after is None or day > self.after):
@@ -214,7 +245,7 @@ class _Filters:
                 raise QueryError(
                     f"{self.before_text} is before the start of year:{self.year}, so no date can match"
                 )
-        return Query(text, phrases, excluded, self.after, self.before, self.year)
+        return Query(text, phrases, excluded, self.after, self.before, self.year, self.sort)
 
 
 def _parse_date(value: str, key: str, written: str) -> dt.date:

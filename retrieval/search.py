@@ -7,12 +7,13 @@ on-disk cache by :func:`open_index`) and answers :meth:`SearchIndex.search`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import itertools
 import math
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from retrieval.query import Query, QueryError, parse_query
 from retrieval.semantic import Encoder, VectorBuild
 from retrieval.sentences import MAX_SENTENCE_CHARS, SPLITTER_VERSION
 from retrieval.store import UNKNOWN_DATE, SentenceStore
+from retrieval.timeline import Granularity, Series, Timeline, choose_granularity, count_per_period
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class Hit:
     position: int  # sentence number within the document (0-based)
     spans: tuple[tuple[int, int], ...]  # character spans in ``text`` of the matched words
     duplicates: int = 0  # how many other places hold the very same sentence
+    url: str | None = None  # the document's source (front matter ``url:``), as written
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,7 @@ class SearchResult:
     error: str | None = None  # the question could not be understood (e.g. a bad date filter)
     total_is_estimate: bool = False  # a phrase of common words: total extrapolated from the ones checked
     confidence: float | None = None  # how likely the best hit answers it, 0..1 (the best cosine by meaning)
+    order: str = "relevance"  # "relevance", "new" (newest first) or "old" (oldest first): sort:
 
     @property
     def empty(self) -> bool:
@@ -136,6 +140,8 @@ class IndexSettings:
 
 STORE_FORMAT = "corpus-bot-index-1"
 MAX_QUESTION_CHARS = 4096
+_DATE_ORDER_FALLBACK = 50  # with no sentence holding every word, the best this many in date order
+QUESTION_VECTORS = 4096  # embeddings of the latest distinct questions kept (1.5 KiB each)
 _EXAMPLE_SAMPLE = 20_000  # sentences read to find example questions
 # The confidence that an answer exists (see _confidence): penalties measured on the tuning questions.
 _UNKNOWN_WORD_PENALTY = 0.2
@@ -178,6 +184,7 @@ class SearchIndex:
         if inverted.params != settings.ranking:
             inverted.set_params(settings.ranking)
         self._vector_build: VectorBuild | None = None
+        self._question_vector: Callable[[str], np.ndarray] = lambda text: np.zeros(0, np.float32)
         self._titles: InvertedIndex | None = None  # the documents' titles, indexed on first use
         self._cjk_pair_map: dict[str, list[str]] | None = None  # CJK character -> indexed pairs holding it
         dates = [d.date for d in store.documents if d.date]
@@ -310,6 +317,17 @@ class SearchIndex:
         """Rank by meaning too, as soon as ``build`` is complete (until then, BM25 alone). Thread-safe."""
         if build.total != len(self._store):
             raise ValueError("these embeddings belong to another index")
+        # A question's embedding costs ~6 ms of CPU (all of the search's cost on a small corpus); the
+        # same question comes back with every page turn and from many users, so the last ones are kept.
+        encode = build.encoder.encode_query
+
+        @functools.lru_cache(maxsize=QUESTION_VECTORS)
+        def question_vector(text: str) -> np.ndarray:
+            vector = encode(text)
+            vector.setflags(write=False)  # shared by every search of the same question
+            return vector
+
+        self._question_vector = question_vector
         self._vector_build = build
 
     @property
@@ -352,6 +370,13 @@ class SearchIndex:
         plan = self._plan(query)
         if not plan.question_terms and not plan.phrases:
             return SearchResult(question, (), 0, offset, error=_ONLY_COMMON)
+        if query.sort != "relevance":
+            return self._search_by_date(question, query, plan, k, offset)
+        return self._search_by_relevance(question, query, plan, k, offset)
+
+    def _search_by_relevance(
+        self, question: str, query: Query, plan: QueryPlan, k: int, offset: int
+    ) -> SearchResult:
         need = 2 * (offset + k) + 8  # distinct phrase matches to find: this page, the next, and some
         ids, scores, scanned_share = self._candidates(query, plan, need)
         best_cosine: float | None = None
@@ -395,7 +420,163 @@ class SearchIndex:
         return SearchResult(question, tuple(hits), total, offset, weak, plan.unknown, plan.suggestions,
                             total_is_estimate=estimated, confidence=max(0.0, min(1.0, confidence)))
 
+    def timeline(self, questions: Sequence[str]) -> Timeline:
+        """How many sentences match each question per period, on one time axis for all.
+
+        A match holds every question word in some form and every phrase, within the date filters and
+        without the exclusions (:meth:`matching`); a sentence said in several documents counts once for
+        each. Periods run from the earliest to the latest match of any question, a day, a month or a
+        year each (:func:`retrieval.timeline.choose_granularity`).
+        """
+        found: list[tuple[str, np.ndarray, Query | None, QueryPlan | None, str | None]] = []
+        for question in questions:
+            try:
+                query, plan, error = self._understood(question)
+            except QueryError as failure:
+                query, plan, error = None, None, str(failure)
+            ids = self._matching(query, plan) if query is not None and plan is not None and not error \
+                else np.zeros(0, np.int64)
+            found.append((question, self._store.sentence_dates(ids), query, plan, error))
+        dated = [dates[dates != UNKNOWN_DATE] for _, dates, *_ in found]
+        every = np.concatenate(dated) if dated else np.zeros(0, np.int64)
+        if not every.size:
+            granularity: Granularity = "year"
+            periods: list[dt.date] = []
+        else:
+            first, last = int(every.min()), int(every.max())
+            granularity = choose_granularity(first, last)
+            periods, _ = count_per_period(every[:0], granularity, first, last)
+        series = []
+        for (question, dates, _query, plan, error), known in zip(found, dated, strict=True):
+            if periods:
+                first, last = periods[0].toordinal(), int(every.max())
+                _, counts = count_per_period(known, granularity, first, last)
+            else:
+                counts = np.zeros(0, np.int64)
+            series.append(Series(
+                question=question,
+                counts=tuple(int(c) for c in counts.tolist()),
+                total=int(dates.size),
+                undated=int(dates.size - known.size),
+                first=dt.date.fromordinal(int(known.min())) if known.size else None,
+                last=dt.date.fromordinal(int(known.max())) if known.size else None,
+                error=error,
+                unknown_words=plan.unknown if plan is not None else (),
+            ))
+        return Timeline(granularity, tuple(periods), tuple(series))
+
+    def matching(self, question: str) -> np.ndarray:
+        """The ids of the sentences that match ``question`` for a timeline or a date order (sorted)."""
+        query, plan, error = self._understood(question)
+        return np.zeros(0, np.int64) if error or plan is None else self._matching(query, plan)
+
+    def _understood(self, question: str) -> tuple[Query, QueryPlan | None, str | None]:
+        """Parse and plan; raises QueryError for bad syntax, gives an error for nothing to look for."""
+        if len(question) > MAX_QUESTION_CHARS:
+            raise QueryError(_TOO_LONG)
+        query = parse_query(question)
+        if query.is_empty:
+            return query, None, _NO_WORDS
+        plan = self._plan(query)
+        if not plan.question_terms and not plan.phrases:
+            return query, plan, _ONLY_COMMON
+        return query, plan, None
+
     # -- the stages of a search -----------------------------------------------------------------------
+
+    def _matching(self, query: Query, plan: QueryPlan) -> np.ndarray:
+        """Sentences holding every question word in some form (as asked, a spelling variant, a word form,
+        a typo fix, or inside a compound), every phrase, within the date filters and without the
+        exclusions: sorted ids, repeated sentences included. Words the corpus has in no form are left out
+        (the result names them as unknown)."""
+        inverted = self._inverted
+        groups: dict[str, set[int]] = {}
+        for weighted in plan.terms:
+            term_id = inverted.term_ids.get(weighted.term)
+            words = weighted.word.split() if weighted.source == COMPOUND else [weighted.word]
+            for word in words:
+                held = groups.setdefault(word, set())
+                if term_id is not None:
+                    held.add(term_id)
+        lists = []
+        for term_ids in groups.values():
+            if not term_ids:
+                continue
+            postings = [inverted.postings(t) for t in sorted(term_ids)]
+            lists.append(postings[0] if len(postings) == 1 else np.unique(np.concatenate(postings)))
+        if lists:
+            lists.sort(key=len)
+            ids = lists[0]
+            for other in lists[1:]:
+                if not ids.size:
+                    break
+                ids = np.intersect1d(ids, other, assume_unique=True)
+        elif plan.phrases:  # phrases of stop words only: found in the text
+            ids, _ = self._scan_phrases(query.phrases, need=len(self._store))
+        else:
+            return np.zeros(0, np.int64)
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size and (query.excluded or query.phrases or query.has_date_filter):
+            ids = ids[self._filter_mask(ids, query)]
+        if ids.size and plan.phrases:
+            ids = ids[[self._holds_phrases(int(i), plan.phrases) for i in ids.tolist()]]
+        return ids
+
+    def _search_by_date(
+        self, question: str, query: Query, plan: QueryPlan, k: int, offset: int
+    ) -> SearchResult:
+        """The date order stage: the matching sentences newest (or oldest) first, one per distinct text;
+        equal dates by relevance, then by sentence id, so every page is cut from one stable list. When no
+        sentence holds every word, the best matches by relevance are put in date order instead."""
+        ids = self._matching(query, plan)
+        if not ids.size:
+            ranked = self._search_by_relevance(question, query, plan, _DATE_ORDER_FALLBACK, 0)
+            ids = np.array([h.sentence_id for h in ranked.hits], dtype=np.int64)
+        scores = (self._inverted.score_sentences(ids, plan.term_ids, plan.weights) if plan.term_ids
+                  else np.ones(ids.size))
+        dates = self._store.sentence_dates(ids)
+        # Undated sentences last in either order; then relevance, best first; then id.
+        date_key = np.where(dates == UNKNOWN_DATE, np.iinfo(np.int64).max,
+                            -dates if query.sort == "new" else dates)
+        want = offset + k
+        order = self._date_order(ids, date_key, scores, want)
+        page: list[tuple[int, float]] = []
+        seen: set[int] = set()
+        for position in order.tolist():
+            sentence_id = int(ids[position])
+            group = int(self._store.duplicate_group[sentence_id])
+            if group in seen:
+                continue
+            seen.add(group)
+            page.append((sentence_id, float(scores[position])))
+            if len(page) >= want:
+                break
+        term_set = {t.term for t in plan.terms}
+        hits = []
+        for sentence_id, score in page[offset:want]:
+            text = self._store.text(sentence_id)
+            spans = highlight_spans(text, self._analyzer, term_set, plan.phrases)
+            hits.append(self._make_hit(sentence_id, score, spans, text))
+        return SearchResult(question, tuple(hits), self._count_distinct(ids), offset, False, plan.unknown,
+                            plan.suggestions, order=query.sort)
+
+    def _date_order(self, ids: np.ndarray, date_key: np.ndarray, scores: np.ndarray, want: int) -> np.ndarray:
+        """Positions in ``ids`` sorted by (date key, -score, id), at least the first ``want`` distinct
+        texts' worth: only the sentences up to the date where the page ends are sorted."""
+        if not ids.size:
+            return np.zeros(0, np.int64)
+        take = min(ids.size, max(4 * want, 64))
+        while True:
+            if take < ids.size:
+                bound = np.partition(date_key, take - 1)[take - 1]
+                chosen = np.flatnonzero(date_key <= bound)  # every sentence of the boundary date too
+            else:
+                chosen = np.arange(ids.size)
+            order = chosen[np.lexsort((ids[chosen], -scores[chosen], date_key[chosen]))]
+            if take >= ids.size or self._count_distinct(ids[order]) >= want:
+                return order
+            take = min(ids.size, take * 4)
+
 
     def _plan(self, query: Query) -> QueryPlan:
         """Analyse and expand: the question's terms, the extra terms the corpus may use for them, phrases."""
@@ -498,7 +679,7 @@ class SearchIndex:
         vectors = build.vectors
         settings = self.settings.semantic
         text = " ".join([query.text, *query.phrases]).strip()
-        question_vector = build.encoder.encode_query(text)
+        question_vector = self._question_vector(text)
         dense = vectors.nearest(question_vector, settings.candidates)
         seen_best = [0.0]  # the best cosine among the candidates fuse asked about
 
@@ -823,6 +1004,7 @@ class SearchIndex:
             position=sentence_id - doc.first_sentence,
             spans=spans,
             duplicates=store.duplicates(sentence_id),
+            url=doc.url,
         )
 
     def _check_id(self, sentence_id: int) -> None:

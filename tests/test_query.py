@@ -191,3 +191,35 @@ def test_any_string_gives_a_query_or_a_query_error(question: str) -> None:
 def test_quotes_of_another_kind_inside_a_phrase_stay_in_it(question: str) -> None:
     assert parse_query(f"x {question} y") == Query("x y", phrases=("he said basic research today",))
     assert parse_query(f"x -{question}").excluded == ("he said basic research today",)
+
+
+@pytest.mark.parametrize(("question", "after", "before"), [
+    ("x on:2023-08-05", dt.date(2023, 8, 5), dt.date(2023, 8, 5)),
+    ("x on:2023-08", dt.date(2023, 8, 1), dt.date(2023, 8, 31)),
+    ("x ON:2024-02", dt.date(2024, 2, 1), dt.date(2024, 2, 29)),
+    ("x on:2023 after:2023-06-01", dt.date(2023, 6, 1), dt.date(2023, 12, 31)),
+])
+def test_on_a_day_month_or_year(question, after, before):
+    query = parse_query(question)
+    assert (query.text, query.after, query.before) == ("x", after, before)
+
+
+@pytest.mark.parametrize(("question", "order"), [
+    ("x", "relevance"), ("x sort:new", "new"), ("sort:NEWEST x", "new"), ("x sort:old", "old"),
+    ("x sort:oldest.", "old"), ("x sort:relevance", "relevance"),
+])
+def test_sort_orders(question, order):
+    query = parse_query(question)
+    assert (query.text, query.sort) == ("x", order)
+
+
+@pytest.mark.parametrize(("question", "message"), [
+    ("x sort:size", "sort:size is not an order I know (use sort:new or sort:old)"),
+    ("x sort:new sort:old", "sort:new and sort:old cannot both hold"),
+    ("x on:2023-02-30", "on:2023-02-30 is not a valid date (use on:YYYY-MM-DD, on:YYYY-MM or on:YYYY)"),
+    ("x on:2023 before:2022", "on:2023 is later than before:2022, so no date can match"),
+])
+def test_bad_orders_and_days_are_explained(question, message):
+    with pytest.raises(QueryError) as raised:
+        parse_query(question)
+    assert str(raised.value) == message
