@@ -44,7 +44,7 @@ from telegram.error import (
 )
 from telegram.ext import CallbackContext, ExtBot, filters
 
-from bot import render
+from bot import callbacks, render
 from bot.limits import QuestionLimiter
 from bot.processing import give_up, lateness
 
@@ -92,7 +92,7 @@ class Services:
             index=index,
             limiter=QuestionLimiter(per_minute),
             inline_limiter=QuestionLimiter(per_minute * _INLINE_BURST),
-            fingerprint=render.short_fingerprint(index.fingerprint),
+            fingerprint=callbacks.short_fingerprint(index.fingerprint),
             stats=index.stats,
         )
 
@@ -326,16 +326,16 @@ async def _ask_hint(message: Message, context: BotContext) -> str:
 async def button(update: Update, context: BotContext) -> None:
     """A press on More / Back / Context / More context; anything else gets a polite "ask again"."""
     query = update.callback_query
-    pressed = render.decode_callback(query.data)
-    if isinstance(pressed, render.PageButton):
+    pressed = callbacks.decode_callback(query.data)
+    if isinstance(pressed, callbacks.PageButton):
         await _turn_page(query, pressed, context)
-    elif isinstance(pressed, render.ContextButton):
+    elif isinstance(pressed, callbacks.ContextButton):
         await _show_context(query, pressed, context)
     else:
         await query.answer(_STALE)
 
 
-async def _turn_page(query: CallbackQuery, pressed: render.PageButton, context: BotContext) -> None:
+async def _turn_page(query: CallbackQuery, pressed: callbacks.PageButton, context: BotContext) -> None:
     services = context.services
     replies = services.settings.replies
     message = _accessible(query)
@@ -367,7 +367,7 @@ async def _turn_page(query: CallbackQuery, pressed: render.PageButton, context: 
     await _edit(query, reply)
 
 
-async def _show_context(query: CallbackQuery, pressed: render.ContextButton, context: BotContext) -> None:
+async def _show_context(query: CallbackQuery, pressed: callbacks.ContextButton, context: BotContext) -> None:
     services = context.services
     message = _accessible(query)
     if message is None:
@@ -428,7 +428,7 @@ async def inline_query(update: Update, context: BotContext) -> None:
         busy = _inline_button("Too many questions: wait a bit")
         await query.answer([], cache_time=0, is_personal=True, button=busy)
         return
-    offset = render.parse_count(query.offset, _MAX_INLINE_OFFSET) if query.offset else 0
+    offset = callbacks.parse_count(query.offset, _MAX_INLINE_OFFSET) if query.offset else 0
     if offset is None or len(asked) > services.settings.limits.max_question_chars:
         # A forged or out-of-range offset: nothing more to show (Telegram only sends our next_offset back).
         await query.answer([], cache_time=cache_time)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import hashlib
 import html
 import re
 from collections.abc import Iterable, Sequence
@@ -32,11 +31,12 @@ from telegram import (
 )
 from telegram.constants import InlineQueryLimit, MessageLimit, ParseMode
 
+from bot.callbacks import ContextButton, encode_context, encode_page
+
 if TYPE_CHECKING:  # only the shapes of retrieval's results are needed here
     from retrieval import ContextSentence, Hit, IndexStats, SearchResult
 
 TEXT_LIMIT: int = MessageLimit.MAX_TEXT_LENGTH  # 4096 UTF-16 code units of visible text
-CALLBACK_DATA_LIMIT: int = InlineKeyboardButton.MAX_CALLBACK_DATA  # 64 bytes
 INLINE_RESULTS_LIMIT: int = InlineQueryLimit.RESULTS  # 50 results per answer
 ELLIPSIS = "…"
 MAX_CONTEXT_RADIUS = 10  # "More context" widens the view up to this many sentences each side
@@ -321,75 +321,6 @@ class Reply:
     text: str
     keyboard: InlineKeyboardMarkup | None = None
     shown: int = 0
-
-
-# -- callback data -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PageButton:
-    """ "More" / "Back": show the page at ``offset`` of ``question`` (None: read it from the message)."""
-
-    offset: int
-    question: str | None = None
-
-
-@dataclass(frozen=True)
-class ContextButton:
-    """ "Context": the sentences around ``sentence_id``; ``edit`` widens an existing context message."""
-
-    fingerprint: str
-    sentence_id: int
-    radius: int
-    edit: bool = False
-
-
-def short_fingerprint(fingerprint: str) -> str:
-    """8 characters that change whenever the index does; safe inside callback data."""
-    return hashlib.blake2s(fingerprint.encode(), digest_size=4).hexdigest()
-
-
-def encode_page(offset: int, question: str) -> str:
-    data = f"m|{offset}|{question}"
-    return data if len(data.encode("utf-8")) <= CALLBACK_DATA_LIMIT else f"m|{offset}|"
-
-
-def encode_context(button: ContextButton) -> str:
-    kind = "x" if button.edit else "c"
-    return f"{kind}|{button.fingerprint}|{button.sentence_id}|{button.radius}"
-
-
-MAX_CALLBACK_NUMBER = 10**12  # above any sentence id (they are int32), offset or radius this bot makes
-
-
-def parse_count(text: str, limit: int) -> int | None:
-    """A number a user controls (callback data, inline offsets): ASCII digits only, at most ``limit``; else
-    None. ``str.isdigit`` is not enough: it accepts "²" (``int()`` fails) and "١٢" (``int()`` reads 12)."""
-    if not (0 < len(text) <= len(str(limit)) and text.isascii() and text.isdigit()):
-        return None
-    value = int(text)
-    return value if value <= limit else None
-
-
-def decode_callback(data: str | None) -> PageButton | ContextButton | None:
-    """The button behind ``callback_data``; None for anything this bot did not make (or an old format)."""
-    if not data:
-        return None
-    kind, _, rest = data.partition("|")
-    if kind == "m":
-        text, _, question = rest.partition("|")
-        offset = parse_count(text, MAX_CALLBACK_NUMBER)
-        return None if offset is None else PageButton(offset, question or None)
-    if kind in ("c", "x"):
-        parts = rest.split("|")
-        if len(parts) != 3:
-            return None
-        sentence_id = parse_count(parts[1], MAX_CALLBACK_NUMBER)
-        radius = parse_count(parts[2], MAX_CALLBACK_NUMBER)
-        if sentence_id is None or radius is None:
-            return None
-        return ContextButton(parts[0], sentence_id, radius, edit=kind == "x")
-    return None
 
 
 # -- the answer to a question --------------------------------------------------------------------------

@@ -11,14 +11,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot import render
-from bot.render import (
+from bot.callbacks import (
     CALLBACK_DATA_LIMIT,
-    TEXT_LIMIT,
     ContextButton,
     PageButton,
     decode_callback,
     encode_context,
     encode_page,
+)
+from bot.render import (
+    TEXT_LIMIT,
     fit_quote,
     render_context,
     render_inline_results,
@@ -324,7 +326,7 @@ def test_commands_render_valid_html():
 
 @pytest.mark.parametrize(
     "data",
-    [None, "", "m|x|q", "c|f|1", "c|f|x|2", "q|1|2", "m|", "x|f|1|2|3",
+    [None, "", "m|x|q", "c|f|1", "c|f|x|2", "z|1|2", "q|", "t| ", "m|", "x|f|1|2|3",
      # forged numbers: str.isdigit() accepts them, int() fails or reads another script's digits; too big
      "m|²|q", "m|١٢|q", "c|f|²|2", "c|f|1|٣", "x|f|1|²", "m|+1|q", "m| 1|q", "m|1_0|q",
      "c|f|" + "9" * 40 + "|2"],
