@@ -56,6 +56,7 @@ COMMANDS = [
     BotCommand("help", "How to ask: phrases, exclusions, dates"),
     BotCommand("about", "What the corpus holds"),
     BotCommand("ask", "Ask a question (for groups)"),
+    BotCommand("timeline", "A topic over time, as a chart (a vs b compares)"),
 ]
 NO_PREVIEWS = LinkPreviewOptions(is_disabled=True)
 # Connections to the Bot API. Telegram lets a bot send about 30 messages a second; 8 connections carry far
@@ -133,6 +134,7 @@ def add_handlers(application: Application) -> None:
         CommandHandler("help", handlers.help_command, filters=new),
         CommandHandler("about", handlers.about, filters=new),
         CommandHandler("ask", handlers.question, filters=new),
+        CommandHandler("timeline", handlers.timeline, filters=new),
         MessageHandler(new & private & text, handlers.question),
         MessageHandler(new & groups & text & handlers.AddressedToBot(), handlers.question),
         MessageHandler(new & private & filters.COMMAND, handlers.unknown_command),

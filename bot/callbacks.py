@@ -115,12 +115,12 @@ def decode_callback(data: str | None) -> Button | None:
 
 def encode_question(question: str) -> str | None:
     """Callback data for a :class:`QuestionButton`; None when the question does not fit in 64 bytes."""
-    return _fitting(f"q|{question}")
+    return _fitting(f"q|{question}") if question.strip() else None
 
 
 def encode_timeline(question: str) -> str | None:
     """Callback data for a :class:`TimelineButton`; None when the question does not fit in 64 bytes."""
-    return _fitting(f"t|{question}")
+    return _fitting(f"t|{question}") if question.strip() else None
 
 
 def _fitting(data: str) -> str | None:

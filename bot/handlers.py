@@ -21,6 +21,7 @@ import contextlib
 import logging
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,9 @@ logger = logging.getLogger(__name__)
 SERVICES_KEY = "services"
 TYPING_AFTER = 0.5  # seconds a search may take before the chat shows "typing…"
 _TYPING_EVERY = 4.5  # Telegram shows a chat action for about 5 seconds
+CHARTS_KEPT = 32  # timeline charts kept, by their topics
+MAX_TOPICS = 4  # "/timeline a vs b vs c vs d"
+_VERSUS = re.compile(r"\s+(?:vs\.?|versus)\s+", re.IGNORECASE)
 _INLINE_BURST = 3  # inline queries arrive as the user types: allow this many times the question limit
 _MAX_INLINE_OFFSET = 1000
 
@@ -64,7 +68,7 @@ _MAX_INLINE_OFFSET = 1000
 _INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
 # Answers to a button or an inline query that came too late: Telegram has forgotten the query.
 _TOO_LATE = re.compile(r"query is too old|query id is invalid", re.IGNORECASE)
-_ASK_COMMAND = re.compile(r"^/ask(?:@\w+)?(?=\s|$)", re.IGNORECASE)
+_ASK_COMMAND = re.compile(r"^/(?:ask|timeline)(?:@\w+)?(?=\s|$)", re.IGNORECASE)
 
 _STALE = "This button is from an older answer. Please ask your question again."
 _STALE_CORPUS = "The corpus has changed since this answer. Please ask your question again."
@@ -83,6 +87,35 @@ class Services:
     stats: IndexStats
     typing_after: float = TYPING_AFTER
     _examples: list[str] | None = field(default=None, repr=False)
+    _charts: OrderedDict[tuple[str, ...], tuple[bytes, render.Reply]] = field(
+        default_factory=OrderedDict, repr=False
+    )
+
+    async def chart(self, topics: tuple[str, ...]) -> tuple[bytes, render.Reply] | str:
+        """The timeline picture and caption of ``topics``, or a notice when there is nothing to draw.
+
+        Counting and drawing run in a worker thread; the last ``CHARTS_KEPT`` charts are kept (an index
+        never changes under a running bot, so a chart stays true for as long as it is kept)."""
+        kept = self._charts.get(topics)
+        if kept is not None:
+            self._charts.move_to_end(topics)
+            return kept
+        timeline = await asyncio.to_thread(self.index.timeline, list(topics))
+        errors = [s.error for s in timeline.series if s.error]
+        if errors:
+            return errors[0]
+        if timeline.empty:
+            return "No sentence holds all the words of " + " or ".join(f"“{t}”" for t in topics) + "."
+        if not timeline.periods:
+            return "Every sentence that matches is in an undated document: there is no timeline to draw."
+        from bot.chart import draw_timeline  # matplotlib only once a chart is asked for
+
+        png = await asyncio.to_thread(draw_timeline, timeline, " vs ".join(topics))
+        made = (png, render.render_timeline(timeline, topics))
+        self._charts[topics] = made
+        while len(self._charts) > CHARTS_KEPT:
+            self._charts.popitem(last=False)
+        return made
 
     @classmethod
     def create(cls, settings: Settings, index: SearchIndex) -> Services:
@@ -191,12 +224,13 @@ async def _search(
 
 
 async def _typing_until_done(
-    context: BotContext, chat_id: int, task: asyncio.Future[Any], delay: float
+    context: BotContext, chat_id: int, task: asyncio.Future[Any], delay: float,
+    action: str = ChatAction.TYPING,
 ) -> None:
     await asyncio.wait({task}, timeout=delay)
     while not task.done():
         try:
-            await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+            await context.bot.send_chat_action(chat_id, action)
         except TelegramError as error:  # a missing "typing…" is no reason to fail the answer
             logger.debug("chat action failed: %s", error)
         await asyncio.wait({task}, timeout=_TYPING_EVERY)
@@ -309,6 +343,43 @@ async def question(update: Update, context: BotContext) -> None:
     await message.reply_text(reply.text, reply_markup=reply.keyboard, reply_parameters=_reply_to(message))
 
 
+async def timeline(update: Update, context: BotContext) -> None:
+    """/timeline topic (or ``a vs b``): a chart of the topic's sentences per period, as a photo."""
+    message = update.effective_message
+    asked = question_from_message(message, context.bot.username)
+    services = context.services
+    if not asked:
+        example = (await services.examples() or ["basic research"])[0]
+        hint = f"Name a topic after the command, for example: /timeline {example} (or /timeline a vs b)"
+        await message.reply_text(render.render_notice(hint), reply_parameters=_reply_to(message))
+        return
+    if len(asked) > services.settings.limits.max_question_chars:
+        notice = f"That topic is {len(asked):,} characters long; a few distinctive words work best."
+        await message.reply_text(render.render_notice(notice), reply_parameters=_reply_to(message))
+        return
+    refusal = _admit(services, message.from_user.id if message.from_user else message.chat_id)
+    if refusal is not None:
+        if refusal:
+            await message.reply_text(render.render_notice(refusal), reply_parameters=_reply_to(message))
+        return
+    await _send_timeline(message, asked, context, reply_to=message)
+
+
+async def _send_timeline(message: Message, asked: str, context: BotContext, *, reply_to: Message) -> None:
+    topics = tuple(t for t in (" ".join(p.split()) for p in _VERSUS.split(asked)) if t)[:MAX_TOPICS]
+    chart = context.services.chart(topics)
+    drawn = asyncio.ensure_future(chart)
+    await _typing_until_done(context, message.chat_id, drawn, context.services.typing_after,
+                             action=ChatAction.UPLOAD_PHOTO)
+    made = await drawn
+    if isinstance(made, str):
+        await message.reply_text(render.render_notice(made), reply_parameters=_reply_to(reply_to))
+        return
+    png, caption = made
+    await message.reply_photo(png, caption=caption.text, reply_markup=caption.keyboard,
+                              reply_parameters=_reply_to(reply_to))
+
+
 async def _ask_hint(message: Message, context: BotContext) -> str:
     example = (await context.services.examples() or ["basic research"])[0]
     if _ASK_COMMAND.match(message.text or ""):
@@ -331,8 +402,40 @@ async def button(update: Update, context: BotContext) -> None:
         await _turn_page(query, pressed, context)
     elif isinstance(pressed, callbacks.ContextButton):
         await _show_context(query, pressed, context)
+    elif isinstance(pressed, callbacks.QuestionButton | callbacks.TimelineButton):
+        await _answer_anew(query, pressed, context)
     else:
         await query.answer(_STALE)
+
+
+async def _answer_anew(
+    query: CallbackQuery, pressed: callbacks.QuestionButton | callbacks.TimelineButton, context: BotContext
+) -> None:
+    """A button that answers with a new message: a question's first page, or a timeline chart."""
+    services = context.services
+    message = _accessible(query)
+    asked = normalize_question(pressed.question)
+    if message is None or not asked:
+        await query.answer(_STALE)
+        return
+    refusal = _admit(services, query.from_user.id)
+    if refusal is not None:
+        await _refuse_button(query, refusal)
+        return
+    await query.answer()
+    if isinstance(pressed, callbacks.TimelineButton):
+        await _send_timeline(message, asked, context, reply_to=message)
+        return
+    replies = services.settings.replies
+    result = await _search(context, asked, k=replies.results_per_page, chat_id=message.chat_id)
+    reply = render.render_results(
+        result,
+        page_size=replies.results_per_page,
+        max_pages=replies.max_pages,
+        fingerprint=services.fingerprint,
+        context_radius=replies.context_sentences,
+    )
+    await message.reply_text(reply.text, reply_markup=reply.keyboard, reply_parameters=_reply_to(message))
 
 
 async def _turn_page(query: CallbackQuery, pressed: callbacks.PageButton, context: BotContext) -> None:

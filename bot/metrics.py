@@ -54,7 +54,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Bot API methods that carry an answer to a user. Every other method (getMe, setWebhook, sendChatAction…)
 # is housekeeping and is not a "reply".
 REPLY_METHODS = frozenset({
-    "sendMessage", "editMessageText", "editMessageReplyMarkup", "answerInlineQuery", "answerCallbackQuery",
+    "sendMessage", "sendPhoto", "editMessageText", "editMessageReplyMarkup", "answerInlineQuery",
+    "answerCallbackQuery",
 })  # fmt: skip
 # Label values are bounded: a body from the network never invents a new time series.
 UPDATE_TYPES = frozenset(str(kind) for kind in Update.ALL_TYPES)

@@ -31,12 +31,14 @@ from telegram import (
 )
 from telegram.constants import InlineQueryLimit, MessageLimit, ParseMode
 
-from bot.callbacks import ContextButton, encode_context, encode_page
+from bot.callbacks import ContextButton, encode_context, encode_page, encode_question, encode_timeline
+from retrieval.timeline import Timeline, period_filter, period_label
 
 if TYPE_CHECKING:  # only the shapes of retrieval's results are needed here
     from retrieval import ContextSentence, Hit, IndexStats, SearchResult
 
 TEXT_LIMIT: int = MessageLimit.MAX_TEXT_LENGTH  # 4096 UTF-16 code units of visible text
+CAPTION_LIMIT: int = MessageLimit.CAPTION_LENGTH  # 1024 for a photo's caption
 INLINE_RESULTS_LIMIT: int = InlineQueryLimit.RESULTS  # 50 results per answer
 ELLIPSIS = "…"
 MAX_CONTEXT_RADIUS = 10  # "More context" widens the view up to this many sentences each side
@@ -48,6 +50,10 @@ _MIN_QUOTE = 60  # a quote gets at least this much room, or the page shows fewer
 _MAX_QUOTE = 1000  # even alone on a page, a quote longer than this is cut: a reply is for reading
 _INLINE_DESCRIPTION_CHARS = 200
 _SNAP = 25  # how far a cut may move to land between words instead of inside one
+_MAX_URL = 2048
+_URL = re.compile(r"https?://[^\s/?#<>\"'\\]+[^\s<>\"\\]*", re.IGNORECASE)  # a host, then no space or quote
+_SORT = re.compile(r"(?<!\S)sort:\S*", re.IGNORECASE)
+ORDER_LABELS = {"relevance": "Best first", "new": "Newest first", "old": "Oldest first"}
 
 # Control characters (except the ones handled below), lone surrogates and line breaks inside a quote
 # would either be rejected by Telegram or break the layout; each is replaced by one character so that
@@ -105,6 +111,22 @@ def bold(value: str | Fragment) -> Fragment:
 
 def italic(value: str | Fragment) -> Fragment:
     return tag("i", value if isinstance(value, Fragment) else text(value))
+
+
+def link(url: str | None, inner: Fragment) -> Fragment:
+    """``inner`` linked to ``url`` when it is a plain http(s) address; else ``inner`` alone."""
+    safe = safe_url(url)
+    if safe is None:
+        return inner
+    return Fragment(f'<a href="{html.escape(safe, quote=True)}">{inner.html}</a>', inner.length,
+                    inner.entities + 1)
+
+
+def safe_url(url: str | None) -> str | None:
+    """``url`` if it is an http or https address with a host and nothing that could break out of it."""
+    if not url or len(url) > _MAX_URL or _URL.fullmatch(url) is None:
+        return None
+    return url
 
 
 def code(value: str) -> Fragment:
@@ -291,7 +313,7 @@ def _hit_header(number: int | None, hit: Hit) -> Fragment:
     """``1. 2023-08-05 · Title`` (the title last, so right-to-left text in it cannot reorder the rest)."""
     parts = [bold(f"{number}.") + text(" ")] if number is not None else []
     parts.append(text(f"📅 {format_date(hit.date)} · "))
-    parts.append(italic(shorten(hit.title, _TITLE_CHARS) or "untitled"))
+    parts.append(link(hit.url, italic(shorten(hit.title, _TITLE_CHARS) or "untitled")))
     if hit.duplicates:
         other = "place" if hit.duplicates == 1 else "places"
         parts.append(text(f" (also in {hit.duplicates} other {other})"))
@@ -382,7 +404,10 @@ def _results_header(result: SearchResult, shown: int) -> Fragment:
         counted = f"🔎 Quote {first} {of} for "
     else:
         counted = f"🔎 Quotes {first}–{last} {of} for "
-    return _question_line(counted, result.question)
+    line = _question_line(counted, with_order(result.question, "relevance"))
+    if result.order != "relevance":
+        line += text(f", {ORDER_LABELS[result.order].lower()}")
+    return line
 
 
 def _share(room: int, wants: list[int]) -> list[int]:
@@ -422,7 +447,30 @@ def _results_keyboard(
         navigation.append(InlineKeyboardButton("More »", callback_data=more))
     if navigation:
         rows.append(navigation)
-    return InlineKeyboardMarkup(rows)
+    rows.append(_order_row(result))
+    return InlineKeyboardMarkup([row for row in rows if row])
+
+
+def with_order(question: str, order: str) -> str:
+    """``question`` with its ``sort:`` replaced by ``order`` (none for relevance)."""
+    bare = " ".join(_SORT.sub(" ", question).split())
+    return bare if order == "relevance" else f"{bare} sort:{order}"
+
+
+def _order_row(result: SearchResult) -> list[InlineKeyboardButton]:
+    """The other two orders (shown in place) and the question's timeline chart, where they fit."""
+    row = []
+    for order in ("new", "old", "relevance"):
+        if order == result.order:
+            continue
+        data = encode_page(0, with_order(result.question, order))
+        if data.endswith("|"):  # too long to carry: it would read back the question without the order
+            continue
+        row.append(InlineKeyboardButton(ORDER_LABELS[order], callback_data=data))
+    chart = encode_timeline(with_order(result.question, "relevance"))
+    if chart is not None:
+        row.append(InlineKeyboardButton("📈 Timeline", callback_data=chart))
+    return row
 
 
 def _render_nothing(result: SearchResult, examples: Sequence[str]) -> Fragment:
@@ -567,14 +615,20 @@ def render_help(bot_username: str, max_question_chars: int) -> str:
             " — documents dated on or after / on or before (YYYY, YYYY-MM or YYYY-MM-DD)"
         ),
         code("year:2023") + text(" — documents of one year (date filters leave out undated documents)"),
+        code("on:2023-08-05") + text(", ") + code("on:2023-08") + text(" — documents of one day or month"),
+        code("sort:new") + text(", ") + code("sort:old") + text(
+            " — the quotes that hold all your words, newest or oldest first (undated ones last)"
+        ),
         text("Word forms match each other (research, researchers); very common words are ignored."),
         EMPTY,
         bold("Buttons"),
-        text("More — the next quotes. Context — the sentences around a quote."),
+        text("More — the next quotes. Context — the sentences around a quote. Newest first / Oldest first "
+             "— the same quotes by date. Timeline — a chart of when the topic comes up."),
         EMPTY,
         bold("Commands"),
         text("/start — welcome and example questions"),
         text("/ask question — ask (for groups)"),
+        text("/timeline topic — a chart of the topic over time; /timeline a vs b compares two"),
         text("/about — what the corpus holds"),
         text("/help — this help"),
     ]
@@ -617,6 +671,51 @@ def late_note(received: float) -> str:
     """The line that tells a user their question waited (in an outage, or while the bot restarted)."""
     asked = dt.datetime.fromtimestamp(received, dt.UTC)
     return f"⏳ Sorry for the late answer: you asked this on {asked.day} {asked:%b %Y at %H:%M} UTC."
+
+
+def render_timeline(timeline: Timeline, questions: Sequence[str]) -> Reply:
+    """The caption under a timeline chart (at most 1,024 characters) and its buttons: the earliest and
+    latest quotes, and those of the busiest period."""
+    granularity = timeline.granularity
+    parts = []
+    for series in timeline.series:
+        topic = italic(shorten(series.question, 60))
+        if series.error:
+            parts.append(topic + text(f": {series.error}"))
+            continue
+        if not series.total:
+            parts.append(topic + text(": no sentence holds all of its words"))
+            continue
+        line = topic + text(f": {series.total:,} {'sentence' if series.total == 1 else 'sentences'}")
+        if series.first and series.last:
+            line += text(f", first {format_date(series.first)}, last {format_date(series.last)}")
+        busiest = series.busiest
+        if busiest is not None:
+            period = period_label(timeline.periods[busiest], granularity)
+            line += text(f"; busiest {period} ({series.counts[busiest]:,})")
+        if series.undated:
+            line += text(f"; {series.undated:,} in undated documents, not drawn")
+        parts.append(line)
+    caption = lines(text("📈 Sentences per " + granularity), *parts)
+    if caption.length > CAPTION_LIMIT:
+        caption = text(shorten("📈 " + "; ".join(s.question for s in timeline.series), CAPTION_LIMIT))
+    rows = []
+    for series in timeline.series[:2]:
+        if not series.total or series.error:
+            continue
+        topic = with_order(series.question, "relevance")
+        label = f" “{shorten(series.question, 16)}”" if len(timeline.series) > 1 else ""
+        row = [(f"Earliest{label}", with_order(topic, "old")), (f"Latest{label}", with_order(topic, "new"))]
+        busiest = series.busiest
+        if busiest is not None and len(timeline.periods) > 1:
+            start = timeline.periods[busiest]
+            row.append((f"Busiest: {period_label(start, granularity)}",
+                        f"{topic} {period_filter(start, granularity)}"))
+        buttons = [InlineKeyboardButton(label, callback_data=data) for label, question in row
+                   if (data := encode_question(question)) is not None]
+        if buttons:
+            rows.append(buttons)
+    return Reply(caption.html, InlineKeyboardMarkup(rows) if rows else None)
 
 
 def render_notice(message: str) -> str:

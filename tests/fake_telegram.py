@@ -30,6 +30,13 @@ From another thread or a benchmark: ``tg = FakeTelegram().start_in_thread()`` ..
 (or ``with FakeTelegram() as tg:``), and ``tg.wait_for_blocking(...)``. ``python -m
 tests.fake_telegram --port 8081`` runs it in the foreground.
 
+Fault injection (all recorded in ``tg.injected``, never in ``tg.errors``): ``fail_next`` (the next calls
+of a method get an error), ``delay_next`` (they are held), ``set_faults`` (seeded random 5xx answers and
+dropped connections, a dropped connection either before or after the method was carried out),
+``enforce_flood_control`` (Telegram's per-chat and overall sending limits, answered 429 with
+``retry_after``) and ``outage`` (some methods fail for a number of seconds). ``clear_faults()`` ends all
+but flood control (``lift_flood_control()``).
+
 Deliberate differences from the real Bot API: a bare ``&`` that does not start an HTML entity is
 rejected (Telegram tolerates it; ``strict_html_ampersand=False`` restores that), webhook URLs may
 be plain http (``require_https_webhook=True`` checks like Telegram), updates are never pushed to the
@@ -42,15 +49,19 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import inspect
 import itertools
 import json
 import logging
+import math
+import random
 import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email import policy
 from email.parser import BytesParser
@@ -75,6 +86,8 @@ __all__ = [
     "Call",
     "EntityParseError",
     "FakeTelegram",
+    "FaultMix",
+    "FloodControl",
     "RejectedCall",
     "UploadedFile",
     "find_auto_entities",
@@ -186,6 +199,16 @@ _DEFAULT_DESCRIPTIONS = {
     504: "Gateway Timeout",
 }
 
+# Methods that random faults and outages leave alone unless told otherwise: what a bot needs to start
+# and to receive updates (set_faults / FaultMix.exempt changes the set).
+FAULT_EXEMPT_METHODS = frozenset({"getUpdates", "getMe", "setWebhook", "deleteWebhook", "getWebhookInfo"})
+# Methods that send or change a message in a chat: what Telegram's flood control counts.
+FLOOD_METHODS = frozenset({
+    "sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageReplyMarkup",
+})  # fmt: skip
+_DROP_MODES = ("before", "after")
+_DROPPED = "connection dropped"  # the start of the description of every injected drop
+
 _T = TypeVar("_T")
 
 
@@ -216,6 +239,101 @@ class UploadedFile:
     filename: str
     content_type: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class FaultMix:
+    """Seeded random faults for :meth:`FakeTelegram.set_faults`.
+
+    Every call of a method not in ``exempt`` draws one number from ``random.Random(seed)``: with
+    probability ``server_error`` it is answered ``status`` (502 "Bad Gateway" by default) and not carried
+    out; with probability ``drop`` its TCP connection is closed with no HTTP response at all. A drop in
+    ``drop_mode="before"`` happens before the method is carried out (nothing is sent, nothing recorded as
+    sent); in ``"after"`` mode the method is carried out (the message is sent and recorded) and then the
+    connection is dropped, so the client cannot know that it worked. The same seed and the same sequence
+    of calls give the same faults.
+    """
+
+    server_error: float = 0.0  # share of calls answered with ``status``
+    drop: float = 0.0  # share of calls whose connection is dropped
+    drop_mode: str = "before"  # "before" or "after" the method is carried out
+    status: int = 502
+    seed: int = 0
+    exempt: frozenset[str] = FAULT_EXEMPT_METHODS  # method names (any case) never faulted
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.server_error <= 1 and 0 <= self.drop <= 1 and self.server_error + self.drop <= 1):
+            raise ValueError("server_error and drop are shares between 0 and 1 with a sum of at most 1")
+        if self.drop_mode not in _DROP_MODES:
+            raise ValueError(f"drop_mode must be one of {', '.join(_DROP_MODES)}, got {self.drop_mode!r}")
+        if not 500 <= self.status <= 599:
+            raise ValueError(f"status must be a 5xx code, got {self.status}")
+        object.__setattr__(self, "exempt", frozenset(self.exempt))
+
+
+@dataclass(frozen=True)
+class FloodControl:
+    """Telegram's sending limits, as :meth:`FakeTelegram.enforce_flood_control` enforces them.
+
+    A call of one of ``methods`` to a private chat (positive chat_id) sooner than ``1 / private_per_s``
+    seconds after the previous one, to a group or channel (negative or @username chat_id) when
+    ``group_per_min`` calls went to it in the last minute, or when ``overall_per_s`` calls (any chat,
+    inline edits included) went out in the last second, is answered 429 "Too Many Requests: retry after
+    N" with ``parameters.retry_after = N``: the whole seconds (at least 1) until the call would be
+    allowed. A refused call is not carried out and does not count. ``leeway`` (seconds) shortens each
+    window a little, for the jitter between a client's clock and the moment its request arrives. A limit
+    of 0 is no limit.
+    """
+
+    private_per_s: float = 1.0
+    group_per_min: float = 20.0
+    overall_per_s: float = 30.0
+    methods: frozenset[str] = FLOOD_METHODS  # method names (any case) that count
+    leeway: float = 0.05
+
+    def __post_init__(self) -> None:
+        if min(self.private_per_s, self.group_per_min, self.overall_per_s, self.leeway) < 0:
+            raise ValueError("flood control limits and leeway cannot be negative")
+        object.__setattr__(self, "methods", frozenset(self.methods))
+
+
+class _Window:
+    """Sliding-window counter: at most ``limit`` events in any ``seconds``."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit, self.seconds = limit, seconds
+        self.times: deque[float] = deque()
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more event is allowed (0: now)."""
+        while self.times and self.times[0] <= now - self.seconds:
+            self.times.popleft()
+        if len(self.times) < self.limit:
+            return 0.0
+        return self.times[len(self.times) - self.limit] + self.seconds - now
+
+
+class _ConnectionDropped(Exception):
+    """Raised in uvicorn after the response headers, so that it closes the connection (_DropResponse)."""
+
+
+class _QuietDrops(logging.Filter):
+    """Keeps uvicorn's "Exception in ASGI application" for deliberately dropped connections out of logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], _ConnectionDropped))
+
+
+class _DropResponse(Response):
+    """Response headers announcing a body that never comes, then an exception: uvicorn closes the socket.
+
+    Only used when the connection cannot be closed directly (see FakeTelegram._drop_connection).
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"1024")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        raise _ConnectionDropped
 
 
 class ApiError(Exception):
@@ -1045,9 +1163,12 @@ class FakeTelegram:
     Recorded (read them freely; they are appended to while the server runs):
         calls: every request as Call(method, params), rejected ones included.
         errors: requests the fake rejected as Telegram would (a bot bug), RejectedCall(method, params,
-            description). Failures injected with fail_next are in ``injected`` instead.
+            description). Failures injected with fail_next, set_faults, outage and flood control are in
+            ``injected`` instead (a dropped connection's description starts with "connection dropped").
         callback_answers / inline_answers / chat_actions / deleted_messages: params of the successful
             answerCallbackQuery / answerInlineQuery / sendChatAction / deleteMessage calls.
+        flood_refusals: how many calls flood control refused, by the limit that refused them
+            ("private", "group" or "overall").
     """
 
     def __init__(
@@ -1059,7 +1180,9 @@ class FakeTelegram:
         strict_chats: bool = True,
         strict_html_ampersand: bool = True,
         require_https_webhook: bool = False,
+        flood_control: bool | FloodControl = False,
     ):
+        """``flood_control``: True (Telegram's limits) or a FloodControl enforces them from the start."""
         self.token = token
         self.host = host
         self.port = port
@@ -1088,6 +1211,7 @@ class FakeTelegram:
         self.chat_actions: list[dict[str, Any]] = []
         self.deleted_messages: list[dict[str, Any]] = []
         self.webhook_deliveries: list[tuple[dict[str, Any], int]] = []
+        self.flood_refusals: dict[str, int] = {}  # 429s of flood control by the limit that refused
         self.confirmed_offset = 0  # the highest getUpdates offset seen
 
         self._lock = threading.RLock()
@@ -1112,6 +1236,11 @@ class FakeTelegram:
         self._webhook: dict[str, Any] = {"url": ""}
         self._failures: dict[str, list[ApiError]] = {}
         self._delays: dict[str, list[float]] = {}
+        self._fault_mix: FaultMix | None = None
+        self._fault_rng = random.Random(0)
+        self._outages: dict[str, tuple[float, str]] = {}  # lower-case method -> (monotonic end, kind)
+        self._flood: FloodControl | None = None
+        self._flood_windows: dict[Any, _Window] = {}
         self._methods: dict[str, _Method] = {}
 
         self._server: _UvicornServer | None = None
@@ -1145,6 +1274,8 @@ class FakeTelegram:
         for name, fn in builtin.items():
             self.register_method(name, fn)
         self._methods["getupdates"].wants_request = True
+        if flood_control:
+            self.enforce_flood_control(flood_control if isinstance(flood_control, FloodControl) else None)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -1187,6 +1318,9 @@ class FakeTelegram:
         self.port = sock.getsockname()[1]
         self._closing = False
         self._loop = asyncio.get_running_loop()
+        error_log = logging.getLogger("uvicorn.error")
+        if not any(isinstance(f, _QuietDrops) for f in error_log.filters):
+            error_log.addFilter(_QuietDrops())
         self._server = _UvicornServer(config)
         self._serve_task = asyncio.create_task(self._server.serve(sockets=[sock]), name="fake-telegram")
         deadline = time.monotonic() + 10
@@ -1482,6 +1616,186 @@ class FakeTelegram:
         """The user blocks the bot: sends to their private chat get 403 "bot was blocked by the user"."""
         with self._lock:
             self._blocked.add(user_id)
+
+    def set_faults(self, mix: FaultMix | None = None, /, **fields: Any) -> FaultMix | None:
+        """Seeded random faults on every method but ``FaultMix.exempt`` (see :class:`FaultMix`).
+
+        ``tg.set_faults(server_error=0.15, drop=0.08, drop_mode="before", seed=3)`` or
+        ``tg.set_faults(FaultMix(...))`` turns them on (fields given with a mix replace its fields), and
+        the random sequence restarts from the seed; ``tg.set_faults(None)`` or ``tg.set_faults()`` turns
+        them off. Returns the mix in force. Each fault is recorded in ``injected``: the status text
+        ("Bad Gateway") or "connection dropped before/after METHOD was carried out".
+        """
+        if fields:
+            mix = dataclasses.replace(mix, **fields) if mix is not None else FaultMix(**fields)
+        with self._lock:
+            self._fault_mix = mix
+            self._fault_rng = random.Random(mix.seed if mix is not None else 0)
+        return mix
+
+    def outage(self, seconds: float, methods: Iterable[str] = ("sendMessage",), kind: str = "502") -> None:
+        """For the next ``seconds``, calls of ``methods`` ("*" = any) fail; afterwards they work again.
+
+        ``kind`` is a 5xx status ("502" Bad Gateway, "503"...) or "drop": the connection is closed with
+        no response. Either way the method is not carried out. :meth:`end_outage` ends it early; a new
+        outage of a method replaces its current one. Each failed call is recorded in ``injected``.
+        """
+        if kind != "drop" and not (kind.isdigit() and 500 <= int(kind) <= 599):
+            raise ValueError(f'kind must be a 5xx status such as "502" or "drop", got {kind!r}')
+        if isinstance(methods, str):
+            methods = (methods,)
+        until = time.monotonic() + seconds
+        with self._lock:
+            for method in methods:
+                self._outages[self._canonical(method).lower()] = (until, kind)
+
+    def end_outage(self, methods: Iterable[str] | None = None) -> None:
+        """End the outage of ``methods`` (None: of every method) now."""
+        with self._lock:
+            if methods is None:
+                self._outages.clear()
+                return
+            for method in (methods,) if isinstance(methods, str) else methods:
+                self._outages.pop(self._canonical(method).lower(), None)
+
+    def outage_remaining(self, method: str = "sendMessage") -> float:
+        """Seconds left of ``method``'s outage (0 when there is none)."""
+        with self._lock:
+            entry = self._current_outage(self._canonical(method).lower())
+        return max(0.0, entry[0] - time.monotonic()) if entry else 0.0
+
+    def _current_outage(self, key: str) -> tuple[float, str] | None:
+        """The outage in force for a lower-case method name (its own, else "*"); call holding the lock."""
+        now = time.monotonic()
+        for name in [name for name, (until, _) in self._outages.items() if until <= now]:
+            del self._outages[name]
+        return self._outages.get(key) or self._outages.get("*")
+
+    def enforce_flood_control(
+        self,
+        control: FloodControl | None = None,
+        /,
+        *,
+        private_per_s: float | None = None,
+        group_per_min: float | None = None,
+        overall_per_s: float | None = None,
+        **fields: Any,
+    ) -> FloodControl:
+        """Answer sends beyond Telegram's limits with 429 "Too Many Requests: retry after N".
+
+        Defaults: one message a second to a private chat, 20 a minute to a group, 30 a second overall,
+        counted over sendMessage, sendPhoto, sendDocument, editMessageText and editMessageReplyMarkup
+        (see :class:`FloodControl`). Counting starts afresh. :meth:`lift_flood_control` ends it.
+        """
+        given = {"private_per_s": private_per_s, "group_per_min": group_per_min,
+                 "overall_per_s": overall_per_s}  # fmt: skip
+        changes = {**{k: v for k, v in given.items() if v is not None}, **fields}
+        control = dataclasses.replace(control or FloodControl(), **changes)
+        with self._lock:
+            self._flood = control
+            self._flood_windows.clear()
+        return control
+
+    def lift_flood_control(self) -> None:
+        """Stop enforcing the sending limits."""
+        with self._lock:
+            self._flood = None
+            self._flood_windows.clear()
+
+    def clear_faults(self) -> None:
+        """Forget every pending fail_next / delay_next, the random faults and the outages (not flood
+        control: see lift_flood_control)."""
+        with self._lock:
+            self._failures.clear()
+            self._delays.clear()
+            self._fault_mix = None
+            self._outages.clear()
+
+    def _draw_fault(self, method: str) -> ApiError | str | None:
+        """The outage or random fault for this call: an ApiError to answer, "before"/"after" (a drop), or
+        None."""
+        key = method.lower()
+        with self._lock:
+            entry = self._current_outage(key)
+            if entry is not None:
+                kind = entry[1]
+                if kind == "drop":
+                    return "before"
+                return ApiError(int(kind), _DEFAULT_DESCRIPTIONS.get(int(kind), f"Error {kind}"))
+            mix = self._fault_mix
+            if mix is None or key in {m.lower() for m in mix.exempt}:
+                return None
+            draw = self._fault_rng.random()
+        if draw < mix.server_error:
+            return ApiError(mix.status, _DEFAULT_DESCRIPTIONS.get(mix.status, f"Error {mix.status}"))
+        if draw < mix.server_error + mix.drop:
+            return mix.drop_mode
+        return None
+
+    def _flood_refusal(self, method: str, params: dict[str, Any]) -> ApiError | None:
+        """429 if this call breaks the flood limits; otherwise the call is counted and None returned."""
+        with self._lock:
+            control = self._flood
+            if control is None or method.lower() not in {m.lower() for m in control.methods}:
+                return None
+            leeway = control.leeway
+            windows: list[tuple[str, Any, int, float]] = []  # (limit's name, key, calls, seconds)
+            if control.overall_per_s > 0:
+                windows.append(("overall", "overall", max(1, int(control.overall_per_s)), 1.0))
+            chat = _flood_chat(params)
+            if chat is not None and chat > 0 and control.private_per_s > 0:
+                windows.append(("private", ("chat", chat), 1, 1.0 / control.private_per_s))
+            elif chat is not None and chat <= 0 and control.group_per_min > 0:
+                windows.append(("group", ("chat", chat), max(1, int(control.group_per_min)), 60.0))
+            now = time.monotonic()
+            counters: list[tuple[str, _Window]] = []
+            for name, key, limit, seconds in windows:
+                counter = self._flood_windows.get(key)
+                if counter is None:
+                    counter = self._flood_windows[key] = _Window(limit, max(0.0, seconds - leeway))
+                counters.append((name, counter))
+            wait, binding = max(((c.wait(now), name) for name, c in counters), default=(0.0, ""))
+            if wait > 0:
+                self.flood_refusals[binding] = self.flood_refusals.get(binding, 0) + 1
+                retry_after = max(1, math.ceil(wait))
+                return ApiError(429, f"Too Many Requests: retry after {retry_after}",
+                                {"retry_after": retry_after})  # fmt: skip
+            for _, counter in counters:
+                counter.times.append(now)
+        return None
+
+    def _record_injected(self, method: str, params: dict[str, Any], description: str) -> None:
+        with self._lock:
+            self.injected.append(RejectedCall(method, params, description))
+        self._notify()
+
+    def _find_protocol(self, request: Request) -> Any:
+        """uvicorn's protocol object (it owns the transport) of the connection ``request`` came on."""
+        client = request.scope.get("client")
+        if self._server is None or client is None:
+            return None
+        for connection in list(self._server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None and getattr(connection, "client", None) == tuple(client):
+                return connection
+        return None
+
+    async def _drop_connection(self, request: Request) -> Response:
+        """Close the request's TCP connection without sending any of the response.
+
+        The client sees the server disconnect with no answer (aiohttp: ServerDisconnectedError, httpx:
+        RemoteProtocolError). If uvicorn's connection cannot be found, headers announcing a body are sent
+        and the body never comes (_DropResponse): the client sees an incomplete payload instead.
+        """
+        protocol = self._find_protocol(request)
+        if protocol is None:
+            return _DropResponse()
+        protocol.transport.close()
+        for _ in range(100):  # connection_lost runs soon; then uvicorn writes nothing more
+            if self._server is None or protocol not in self._server.server_state.connections:
+                break
+            await asyncio.sleep(0)
+        return Response(status_code=204)  # never written: the connection is gone
 
     def _take(self, table: dict[str, list[_T]], method: str) -> _T | None:
         with self._lock:
@@ -1871,6 +2185,7 @@ class FakeTelegram:
         with self._lock:
             self.calls.append(Call(method, params))
         self._notify()
+        fault: ApiError | str | None = None
         try:
             if token != self.token:
                 raise ApiError(401, "Unauthorized")
@@ -1881,10 +2196,19 @@ class FakeTelegram:
                 await asyncio.sleep(delay)
             injected = self._take(self._failures, method)
             if injected is not None:
-                with self._lock:
-                    self.injected.append(RejectedCall(method, params, injected.description))
-                self._notify()
+                self._record_injected(method, params, injected.description)
                 return _json_response(injected.status, injected.body())
+            fault = self._draw_fault(method)
+            if isinstance(fault, ApiError):
+                self._record_injected(method, params, fault.description)
+                return _json_response(fault.status, fault.body())
+            if fault == "before":
+                self._record_injected(method, params, f"{_DROPPED} before {method} was carried out")
+                return await self._drop_connection(request)
+            refused = self._flood_refusal(method, params)
+            if refused is not None:
+                self._record_injected(method, params, refused.description)
+                return _json_response(refused.status, refused.body())
             if entry is None:
                 raise ApiError(404, "Not Found")
             args: tuple[Any, ...] = (params, request) if entry.wants_request else (params,)
@@ -1899,19 +2223,24 @@ class FakeTelegram:
             return _json_response(200, {"ok": True, "result": []})
         except ApiError as exc:
             self._reject(method, params, exc.description)
-            return _json_response(exc.status, exc.body())
+            response = _json_response(exc.status, exc.body())
         except Exception as exc:
             _LOG.exception("fake Telegram failed on %s", method)
             error = ApiError(500, f"Internal Server Error: the fake Telegram failed: {exc!r}")
             self._reject(method, params, error.description)
-            return _json_response(500, error.body())
-        self._notify()
-        body: dict[str, Any] = {"ok": True}
-        if isinstance(result, _Described):
-            body["result"], body["description"] = result.result, result.description
+            response = _json_response(500, error.body())
         else:
-            body["result"] = result
-        return _json_response(200, body)
+            self._notify()
+            body: dict[str, Any] = {"ok": True}
+            if isinstance(result, _Described):
+                body["result"], body["description"] = result.result, result.description
+            else:
+                body["result"] = result
+            response = _json_response(200, body)
+        if fault == "after":
+            self._record_injected(method, params, f"{_DROPPED} after {method} was carried out")
+            return await self._drop_connection(request)
+        return response
 
     def _reject(self, method: str, params: dict[str, Any], description: str) -> None:
         with self._lock:
@@ -2472,6 +2801,19 @@ class FakeTelegram:
             raise _bad("wrong parameter action in request")
         self.chat_actions.append({**copy.deepcopy(params), "chat_id": chat["id"]})
         return True
+
+
+def _flood_chat(params: dict[str, Any]) -> int | None:
+    """The chat a call writes to for flood control: its id (an @username counts as a channel: 0), or None
+    (an inline message)."""
+    raw = params.get("chat_id")
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and re.fullmatch(r"-?\d+", raw.strip()):
+        return int(raw)
+    return 0
 
 
 def _short(params: dict[str, Any], limit: int = 160) -> str:

@@ -166,6 +166,9 @@ def entity_texts(message: dict[str, Any], kind: str) -> list[str]:
     ]
 
 
+ORDERS = ["Newest first", "Oldest first", "📈 Timeline"]  # the row under every page of quotes
+
+
 def labels(message: dict[str, Any]) -> list[str]:
     markup = message.get("reply_markup") or {"inline_keyboard": []}
     return [b["text"] for row in markup["inline_keyboard"] for b in row]
@@ -195,7 +198,7 @@ class SlowIndex:
 async def test_start_help_about_and_the_command_menu(tg, small_index):
     async with running_bot(tg, small_index):
         await tg.wait_for("setMyCommands")
-        assert [c["command"] for c in tg.commands] == ["start", "help", "about", "ask"]
+        assert [c["command"] for c in tg.commands] == ["start", "help", "about", "ask", "timeline"]
 
         welcome = await ask(tg, "/start")
         assert "4 documents" in welcome["text"]
@@ -228,7 +231,7 @@ async def test_a_question_gets_quotes_with_date_title_and_bold_words(tg, small_i
         "The lighthouse keeper counted seventeen ships in the harbour that night."
     ]
     assert "lighthouse keeper" in bold(reply)
-    assert labels(reply) == ["Context 1"]
+    assert labels(reply) == ["Context 1", *ORDERS]
 
 
 async def test_an_undated_quote_says_so_and_titles_are_shown_literally(tg, small_index):
@@ -242,7 +245,7 @@ async def test_the_shipped_corpus_answers_with_its_date(tg, shipped_index):
         reply = await ask(tg, "basic research China")
     assert "2023-08-05 · Strengthening Basic Research" in reply["text"]
     assert "basic research" in [b.lower() for b in bold(reply)]
-    assert labels(reply)[-1] == "More »"
+    assert labels(reply)[-4:] == ["More »", *ORDERS]
 
 
 async def test_a_huge_sentence_is_cut_around_the_match_and_fits(tg, small_index):
@@ -271,20 +274,20 @@ async def test_more_and_back_page_through_the_results_by_editing(tg, small_index
     async with running_bot(tg, small_index):
         reply = await ask(tg, "harbour")
         assert reply["text"].startswith("🔎 Quotes 1–3 of 7 for harbour")
-        assert labels(reply) == ["Context 1", "Context 2", "Context 3", "More »"]
+        assert labels(reply) == ["Context 1", "Context 2", "Context 3", "More »", *ORDERS]
 
         since = await press(tg, reply, "More »")
         assert (await callback_answer(tg, since)).get("text") is None
         [edit] = await tg.wait_for("editMessageText", since=since)
         page2 = tg.get_message(USER, reply["message_id"])
         assert page2["text"].startswith("🔎 Quotes 4–6 of 7")
-        assert labels(page2) == ["Context 4", "Context 5", "Context 6", "« Back", "More »"]
+        assert labels(page2) == ["Context 4", "Context 5", "Context 6", "« Back", "More »", *ORDERS]
 
         since = await press(tg, page2, "More »")
         await tg.wait_for("editMessageText", since=since)
         page3 = tg.get_message(USER, reply["message_id"])
         assert page3["text"].startswith("🔎 Quote 7 of 7")
-        assert labels(page3) == ["Context 7", "« Back"]
+        assert labels(page3) == ["Context 7", "« Back", *ORDERS]
 
         since = await press(tg, page3, "« Back")
         await tg.wait_for("editMessageText", since=since)

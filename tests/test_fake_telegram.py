@@ -312,6 +312,144 @@ async def test_server_error_and_delay_injection(bot: Bot, tg: FakeTelegram) -> N
     assert time.monotonic() - started >= 0.3
 
 
+async def send_raw(client: httpx.AsyncClient, tg: FakeTelegram, chat_id: int, text: str = "hi") -> int | str:
+    """POST sendMessage; the HTTP status, or "dropped" when the connection closed without an answer."""
+    try:
+        url = f"{tg.api_url}{TOKEN}/sendMessage"
+        response = await client.post(url, json={"chat_id": chat_id, "text": text})
+    except (httpx.RemoteProtocolError, httpx.ReadError):
+        return "dropped"
+    return response.status_code
+
+
+async def test_random_faults_are_seeded_and_spare_the_exempt_methods(tg: FakeTelegram) -> None:
+    async def outcomes() -> list[int | str]:
+        async with httpx.AsyncClient() as client:
+            found = [await send_raw(client, tg, USER, f"m{i}") for i in range(40)]
+            me = await client.post(f"{tg.api_url}{TOKEN}/getMe")
+        assert me.status_code == 200  # getMe is exempt
+        return found
+
+    mix = tg.set_faults(server_error=0.3, drop=0.2, seed=7)
+    assert mix is not None and mix.drop_mode == "before"
+    first = await outcomes()
+    tg.set_faults(mix)  # the same seed again: the same faults
+    second = await outcomes()
+    assert first == second
+    assert set(first) == {200, 502, "dropped"} and 10 <= first.count(200) <= 30
+    assert len(tg.sent_messages(USER)) == 2 * first.count(200)  # nothing faulted was sent
+    descriptions = [i.description for i in tg.injected]
+    assert descriptions.count("Bad Gateway") == 2 * first.count(502)
+    assert descriptions.count("connection dropped before sendMessage was carried out") == 2 * first.count(
+        "dropped"
+    )
+    assert tg.errors == []
+    tg.set_faults(None)
+    async with httpx.AsyncClient() as client:
+        assert [await send_raw(client, tg, USER) for _ in range(5)] == [200] * 5
+
+
+async def test_a_drop_before_sends_nothing_and_a_drop_after_sends(bot: Bot, tg: FakeTelegram) -> None:
+    tg.set_faults(drop=1.0, drop_mode="before")
+    with pytest.raises(NetworkError):  # PTB: "Server disconnected without sending a response"
+        await bot.send_message(USER, "before")
+    assert tg.sent_messages() == []
+    tg.set_faults(drop=1.0, drop_mode="after")
+    async with httpx.AsyncClient() as client:
+        assert await send_raw(client, tg, USER, "after") == "dropped"
+    [sent] = tg.sent_messages(USER)
+    assert sent["text"] == "after" and tg.get_message(USER, sent["message_id"]) is not None
+    assert [i.description for i in tg.injected] == [
+        "connection dropped before sendMessage was carried out",
+        "connection dropped after sendMessage was carried out",
+    ]
+    with pytest.raises(ValueError, match="drop_mode"):
+        tg.set_faults(drop=0.5, drop_mode="sometimes")
+
+
+async def test_a_drop_still_closes_the_connection_without_logging_when_uvicorn_is_not_reachable(
+    tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(tg, "_find_protocol", lambda request: None)  # the headers-then-raise fallback
+    tg.set_faults(drop=1.0, drop_mode="after")
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="complete message body"):
+            await client.post(f"{tg.api_url}{TOKEN}/sendMessage", json={"chat_id": USER, "text": "x"})
+    assert len(tg.sent_messages(USER)) == 1
+    assert "Exception in ASGI application" not in caplog.text
+
+
+@pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")  # int retry_after
+async def test_flood_control_limits_private_chats_groups_and_the_total(bot: Bot, tg: FakeTelegram) -> None:
+    tg.enforce_flood_control()
+    await bot.send_message(USER, "one")
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(USER, "two")
+    retry_after = caught.value.retry_after
+    seconds = retry_after.total_seconds() if isinstance(retry_after, dtm.timedelta) else retry_after
+    assert seconds >= 1
+    assert tg.injected[-1].description == f"Too Many Requests: retry after {int(seconds)}"
+    assert [m["text"] for m in tg.sent_messages(USER)] == ["one"]  # the refused one was not sent
+    await asyncio.sleep(seconds)
+    await bot.send_message(USER, "two")
+
+    group = tg.add_chat(-100, "group")["id"]
+    tg.enforce_flood_control(group_per_min=3)
+    for i in range(3):
+        await bot.send_message(group, f"g{i}")
+    with pytest.raises(RetryAfter) as caught:
+        await bot.send_message(group, "g3")
+    retry_after = caught.value.retry_after
+    assert (retry_after.total_seconds() if isinstance(retry_after, dtm.timedelta) else retry_after) >= 59
+
+    tg.enforce_flood_control(overall_per_s=3)
+    chats = [tg.add_chat(900 + i)["id"] for i in range(4)]
+    async with httpx.AsyncClient() as client:
+        statuses = [await send_raw(client, tg, chat) for chat in chats]
+        edit = await client.post(
+            f"{tg.api_url}{TOKEN}/editMessageText", json={"inline_message_id": "abc", "text": "edited"}
+        )
+    assert statuses == [200, 200, 200, 429]
+    assert tg.flood_refusals == {"private": 1, "group": 1, "overall": 2}
+    assert edit.status_code == 429 and edit.json()["parameters"]["retry_after"] == 1
+    tg.lift_flood_control()
+    assert await bot.send_message(chats[-1], "free again")
+
+
+async def test_flood_control_from_the_constructor() -> None:
+    async with FakeTelegram(token=TOKEN, flood_control=True) as fake:
+        fake.add_chat(USER)
+        async with httpx.AsyncClient() as client:
+            assert [await send_raw(client, fake, USER) for _ in range(2)] == [200, 429]
+
+
+async def test_an_outage_fails_its_methods_until_it_ends(bot: Bot, tg: FakeTelegram) -> None:
+    tg.outage(0.3)
+    async with httpx.AsyncClient() as client:
+        assert await send_raw(client, tg, USER) == 502
+        assert 0 < tg.outage_remaining("sendMessage") <= 0.3
+        await bot.send_chat_action(USER, "typing")  # other methods are not affected
+        await asyncio.sleep(0.35)
+        assert await send_raw(client, tg, USER) == 200
+        tg.outage(30, kind="drop")
+        assert await send_raw(client, tg, USER) == "dropped"
+        tg.end_outage()
+        assert tg.outage_remaining() == 0
+        assert await send_raw(client, tg, USER) == 200
+        tg.outage(30, methods=["sendMessage", "sendChatAction"], kind="503")
+        assert await send_raw(client, tg, USER) == 503
+        tg.clear_faults()
+        assert await send_raw(client, tg, USER) == 200
+    assert len(tg.sent_messages(USER)) == 3
+    assert [i.description for i in tg.injected] == [
+        "Bad Gateway",
+        "connection dropped before sendMessage was carried out",
+        "Service Unavailable",
+    ]
+    with pytest.raises(ValueError, match="kind"):
+        tg.outage(1, kind="404")
+
+
 # ------------------------------------------------------------------------- callbacks and inline
 
 

@@ -30,6 +30,8 @@ from bot.render import (
 from retrieval import ContextSentence, Hit, IndexStats, SearchResult
 from tests.fake_telegram import parse_html
 
+ORDERS = ["Newest first", "Oldest first", "📈 Timeline"]  # the row under every page of quotes
+
 ALLOWED_TAGS = {"b", "i", "code", "blockquote"}
 
 
@@ -238,14 +240,16 @@ def test_a_reply_shows_numbered_quotes_with_date_title_and_bold_matches():
     assert "&lt;Basic&gt;" in reply.text
     assert bold_runs(reply.text)[:3] == ["1.", "basic research", "2."]
     assert "<blockquote>" in reply.text
-    assert callback_data(reply) == ["c|0123abcd|7|2", "c|0123abcd|8|2", "m|2|basic research"]
+    assert callback_data(reply) == ["c|0123abcd|7|2", "c|0123abcd|8|2", "m|2|basic research",
+                                    "m|0|basic research sort:new", "m|0|basic research sort:old",
+                                    "t|basic research"]
 
 
 def test_the_next_page_has_back_and_stops_at_max_pages():
     result = make_result([make_hit("x y z", sentence_id=i) for i in range(3)], total=100, offset=3)
     reply = render_results(result, page_size=3, max_pages=2, fingerprint="f")
     labels = [b.text for row in reply.keyboard.inline_keyboard for b in row]
-    assert labels == ["Context 4", "Context 5", "Context 6", "« Back"]
+    assert labels == ["Context 4", "Context 5", "Context 6", "« Back", *ORDERS]
     assert visible(reply.text).startswith("🔎 Quotes 4–6 of 100")
 
 

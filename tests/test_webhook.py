@@ -227,7 +227,7 @@ async def test_start_up_sets_the_webhook_with_url_secret_and_update_types(tg, sm
             "ip_address": None,
             "has_custom_certificate": False,
         }
-        assert [c["command"] for c in tg.commands] == ["start", "help", "about", "ask"]
+        assert [c["command"] for c in tg.commands] == ["start", "help", "about", "ask", "timeline"]
         methods = [c.method for c in tg.calls]
         assert methods.index("setMyCommands") < methods.index("setWebhook")  # ready before announced
         assert service.ready
@@ -563,7 +563,7 @@ def test_corpus_bot_run_webhook_answers_then_drains_on_sigterm_and_exits_0(tmp_p
     assert all("2023-08-05" in m["text"] for m in replies)
     for secret in (SECRET, TOKEN.split(":", 1)[1]):
         assert secret not in stderr
-    assert "webhook service ready" in stderr and "5 update(s) in flight answered" in stderr
+    assert "webhook service ready" in stderr and "stopped: 5 update(s) in hand, all 5 finished" in stderr
     assert "SIGTERM received" in stderr
     assert not [line for line in stderr.splitlines() if " ERROR " in line or "Traceback" in line], stderr
 
