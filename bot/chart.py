@@ -22,7 +22,7 @@ from retrieval.timeline import Granularity, Timeline
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["HEIGHT", "WIDTH", "draw_timeline"]
+__all__ = ["HEIGHT", "WIDTH", "build_figure", "draw_timeline"]
 
 WIDTH, HEIGHT = 1280, 720  # pixels
 _DPI = 100
@@ -37,9 +37,8 @@ _LOCK = threading.Lock()  # matplotlib's state (fonts, rcParams) is not meant fo
 def draw_timeline(timeline: Timeline, title: str) -> bytes:
     """The PNG of ``timeline``: one bar or line per topic, the periods on the x axis."""
     with _LOCK:
-        figure = _figure()
+        figure = build_figure(timeline, title)
         try:
-            _draw(figure, timeline, title)
             out = io.BytesIO()
             figure.savefig(out, format="png", dpi=_DPI, facecolor=_BACKGROUND)
             return out.getvalue()
@@ -47,14 +46,22 @@ def draw_timeline(timeline: Timeline, title: str) -> bytes:
             figure.clear()
 
 
-def _figure() -> Figure:
-    import matplotlib
+def build_figure(timeline: Timeline, title: str) -> Figure:
+    """The matplotlib figure :func:`draw_timeline` saves (for tests that look at its ticks)."""
+    figure = _figure()
+    _draw(figure, timeline, title)
+    return figure
 
-    matplotlib.use("Agg", force=False)
+
+def _figure() -> Figure:
+    # A Figure on the Agg canvas directly: no pyplot, no global backend, nothing kept between charts.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(WIDTH / _DPI, HEIGHT / _DPI), dpi=_DPI, facecolor=_BACKGROUND,
-                  layout="constrained")
+    figure = Figure(figsize=(WIDTH / _DPI, HEIGHT / _DPI), dpi=_DPI, facecolor=_BACKGROUND,
+                    layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def _draw(figure: Figure, timeline: Timeline, title: str) -> None:

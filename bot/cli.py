@@ -2,6 +2,7 @@
 
     corpus-bot ask "basic research" [--top-k N] [--corpus DIR] [--config PATH] [--json]
     corpus-bot index [--corpus DIR] [--config PATH] [--rebuild]
+    corpus-bot timeline "topic" [--out chart.png] [--json] [--corpus DIR] [--config PATH]
     corpus-bot run [--config PATH] [--mode polling|webhook]
 
 Every failure a user can cause (no corpus folder, an empty corpus, a bad config file, no token) ends in one
@@ -22,6 +23,7 @@ from pathlib import Path
 from bot.config import ConfigError, Settings, load_settings, read_token
 from bot.inbox import InboxError
 from retrieval import CorpusError, Hit, OpenedIndex, SearchResult, open_index, open_vectors
+from retrieval.timeline import Timeline
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -31,13 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     # Known options only: a question word such as "-research" (an exclusion) is not an option.
     args, extra = parser.parse_known_args(argv)
-    if args.command is _ask:
+    if args.command in (_ask, _timeline):
         unknown = [word for word in extra if word.startswith("--")]
         if unknown:
             parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-        args.question = " ".join([*args.question, *extra])
-        if not args.question.strip():
-            parser.error("the following arguments are required: question")
+        name = "question" if args.command is _ask else "topic"
+        setattr(args, name, " ".join([*getattr(args, name), *extra]))
+        if not getattr(args, name).strip():
+            parser.error(f"the following arguments are required: {name}")
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
@@ -77,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
         "--corpus", type=Path, default=None, metavar="DIR", help="corpus folder (overrides config)"
     )
     index.add_argument("--rebuild", action="store_true", help="rebuild even if the cache is up to date")
+
+    timeline = add("timeline", "count a topic's sentences per day, month or year; draw the chart", _timeline)
+    timeline.add_argument("topic", nargs="*", help='the topic ("a vs b" compares); the question syntax works')
+    timeline.add_argument("--out", type=Path, default=None, metavar="PNG", help="write the chart here")
+    timeline.add_argument("--json", action="store_true", help="print the counts per period as JSON")
+    timeline.add_argument(
+        "--corpus", type=Path, default=None, metavar="DIR", help="corpus folder (overrides config)"
+    )
 
     run = add("run", "run the Telegram bot", _run)
     run.add_argument("--mode", choices=("polling", "webhook"), default=None, help="overrides telegram.mode")
@@ -179,6 +190,77 @@ def _ask(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.error is None else EXIT_FAILURE
 
 
+def _timeline(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.handlers import split_topics
+
+    opened = _open(settings, args.corpus)
+    topics = split_topics(args.topic)
+    timeline = opened.index.timeline(topics)
+    errors = [s.error for s in timeline.series if s.error]
+    if errors:
+        _fail(errors[0], as_json=args.json)
+        return EXIT_FAILURE
+    if args.out is not None and timeline.periods:
+        from bot.chart import draw_timeline
+
+        try:
+            args.out.write_bytes(draw_timeline(timeline, " vs ".join(topics)))
+        except OSError as error:
+            _fail(f"cannot write {args.out}: {error.strerror or error}", as_json=args.json)
+            return EXIT_FAILURE
+    if args.json:
+        print(json.dumps(_timeline_json(timeline), ensure_ascii=False, indent=2))
+    else:
+        print(_format_timeline(timeline))
+        if args.out is not None:
+            print(f"chart: {args.out}" if timeline.periods else "no chart: nothing dated matches")
+    return 0
+
+
+def _timeline_json(timeline: Timeline) -> dict[str, object]:
+    return {
+        "granularity": timeline.granularity,
+        "periods": [p.isoformat() for p in timeline.periods],
+        "series": [
+            {
+                "topic": s.question,
+                "counts": list(s.counts),
+                "total": s.total,
+                "undated": s.undated,
+                "first": s.first.isoformat() if s.first else None,
+                "last": s.last.isoformat() if s.last else None,
+                "busiest": timeline.periods[s.busiest].isoformat() if s.busiest is not None else None,
+            }
+            for s in timeline.series
+        ],
+    }
+
+
+def _format_timeline(timeline: Timeline) -> str:
+    from retrieval.timeline import period_label
+
+    out = []
+    for series in timeline.series:
+        if not series.total:
+            out.append(f"{series.question}: no sentence holds all of its words")
+            continue
+        line = f"{series.question}: {series.total:,} sentences"
+        if series.first and series.last:
+            line += f", first {series.first}, last {series.last}"
+        if series.busiest is not None:
+            busiest = series.busiest
+            line += f"; busiest {period_label(timeline.periods[busiest], timeline.granularity)} " \
+                    f"({series.counts[busiest]:,})"
+        if series.undated:
+            line += f"; {series.undated:,} in undated documents"
+        out.append(line)
+    width = max((len(period_label(p, timeline.granularity)) for p in timeline.periods), default=0)
+    for n, start in enumerate(timeline.periods):
+        counts = "  ".join(f"{s.counts[n]:>6,}" for s in timeline.series)
+        out.append(f"  {period_label(start, timeline.granularity):<{width}}  {counts}")
+    return "\n".join(out)
+
+
 def _fail(message: str, *, as_json: bool) -> None:
     """One line on stderr; with ``--json``, also ``{"error": ...}`` on stdout for the program reading it."""
     if as_json:
@@ -192,6 +274,7 @@ def _hit_json(hit: Hit) -> dict[str, object]:
         "date": hit.date.isoformat() if hit.date else None,
         "title": hit.title,
         "doc": hit.doc,
+        "url": hit.url,
         "score": round(_shown_score(hit), 6),
     }
 

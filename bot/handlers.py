@@ -365,8 +365,13 @@ async def timeline(update: Update, context: BotContext) -> None:
     await _send_timeline(message, asked, context, reply_to=message)
 
 
+def split_topics(asked: str) -> list[str]:
+    """``"inflation vs unemployment"`` -> the topics to draw on one chart (at most MAX_TOPICS)."""
+    return [t for t in (" ".join(p.split()) for p in _VERSUS.split(asked)) if t][:MAX_TOPICS]
+
+
 async def _send_timeline(message: Message, asked: str, context: BotContext, *, reply_to: Message) -> None:
-    topics = tuple(t for t in (" ".join(p.split()) for p in _VERSUS.split(asked)) if t)[:MAX_TOPICS]
+    topics = tuple(split_topics(asked))
     chart = context.services.chart(topics)
     drawn = asyncio.ensure_future(chart)
     await _typing_until_done(context, message.chat_id, drawn, context.services.typing_after,
