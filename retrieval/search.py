@@ -378,17 +378,7 @@ class SearchIndex:
         self, question: str, query: Query, plan: QueryPlan, k: int, offset: int
     ) -> SearchResult:
         need = 2 * (offset + k) + 8  # distinct phrase matches to find: this page, the next, and some
-        ids, scores, scanned_share = self._candidates(query, plan, need)
-        best_cosine: float | None = None
-        if self.semantic_ready and (plan.term_ids or not plan.phrases):
-            ids, scores, best_cosine = self._fuse(query, plan, ids, scores)
-        if query.excluded or query.phrases or query.has_date_filter:
-            keep = self._filter_mask(ids, query)
-            ids, scores = ids[keep], scores[keep]
-        unchecked: float | None = None  # phrase matches estimated among the candidates not checked
-        if plan.phrases and ids.size:
-            ids, scores, unchecked = self._verify_phrases(ids, scores, plan.phrases, need)
-
+        ids, scores, scanned_share, unchecked, best_cosine = self._rank(query, plan, need)
         total = self._count_distinct(ids)
         estimated = unchecked is not None or scanned_share < 1.0
         if estimated and total >= need:
@@ -522,6 +512,24 @@ class SearchIndex:
             ids = ids[[self._holds_phrases(int(i), plan.phrases) for i in ids.tolist()]]
         return ids
 
+    def _rank(
+        self, query: Query, plan: QueryPlan, need: int
+    ) -> tuple[np.ndarray, np.ndarray, float, float | None, float | None]:
+        """The relevance ranking: candidates, fused with meaning, filtered, phrases verified. Returns the
+        ids and scores (unordered), the share of the text scanned, the phrase matches estimated among the
+        candidates not checked, and the best cosine by meaning (None without meaning)."""
+        ids, scores, scanned_share = self._candidates(query, plan, need)
+        best_cosine: float | None = None
+        if self.semantic_ready and (plan.term_ids or not plan.phrases):
+            ids, scores, best_cosine = self._fuse(query, plan, ids, scores)
+        if query.excluded or query.phrases or query.has_date_filter:
+            keep = self._filter_mask(ids, query)
+            ids, scores = ids[keep], scores[keep]
+        unchecked: float | None = None  # phrase matches estimated among the candidates not checked
+        if plan.phrases and ids.size:
+            ids, scores, unchecked = self._verify_phrases(ids, scores, plan.phrases, need)
+        return ids, scores, scanned_share, unchecked, best_cosine
+
     def _search_by_date(
         self, question: str, query: Query, plan: QueryPlan, k: int, offset: int
     ) -> SearchResult:
@@ -530,25 +538,22 @@ class SearchIndex:
         sentence holds every word, the best matches by relevance are put in date order instead."""
         ids = self._matching(query, plan)
         if not ids.size:
-            ranked = self._search_by_relevance(question, query, plan, _DATE_ORDER_FALLBACK, 0)
-            ids = np.array([h.sentence_id for h in ranked.hits], dtype=np.int64)
-        scores = (self._inverted.score_sentences(ids, plan.term_ids, plan.weights) if plan.term_ids
-                  else np.ones(ids.size))
+            ranked, scores, *_ = self._rank(query, plan, _DATE_ORDER_FALLBACK)
+            ids = np.sort(top_k(ranked, scores, _DATE_ORDER_FALLBACK)[0])
         dates = self._store.sentence_dates(ids)
         # Undated sentences last in either order; then relevance, best first; then id.
         date_key = np.where(dates == UNKNOWN_DATE, np.iinfo(np.int64).max,
                             -dates if query.sort == "new" else dates)
         want = offset + k
-        order = self._date_order(ids, date_key, scores, want)
+        ordered, scores = self._date_order(ids, date_key, plan, want)
         page: list[tuple[int, float]] = []
         seen: set[int] = set()
-        for position in order.tolist():
-            sentence_id = int(ids[position])
+        for sentence_id, score in zip(ordered.tolist(), scores.tolist(), strict=True):
             group = int(self._store.duplicate_group[sentence_id])
             if group in seen:
                 continue
             seen.add(group)
-            page.append((sentence_id, float(scores[position])))
+            page.append((sentence_id, score))
             if len(page) >= want:
                 break
         term_set = {t.term for t in plan.terms}
@@ -560,23 +565,28 @@ class SearchIndex:
         return SearchResult(question, tuple(hits), self._count_distinct(ids), offset, False, plan.unknown,
                             plan.suggestions, order=query.sort)
 
-    def _date_order(self, ids: np.ndarray, date_key: np.ndarray, scores: np.ndarray, want: int) -> np.ndarray:
-        """Positions in ``ids`` sorted by (date key, -score, id), at least the first ``want`` distinct
-        texts' worth: only the sentences up to the date where the page ends are sorted."""
+    def _date_order(
+        self, ids: np.ndarray, date_key: np.ndarray, plan: QueryPlan, want: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The first sentences of ``ids`` by (date key, -score, id), with their scores: at least ``want``
+        distinct texts' worth. Only the sentences up to the date where the page ends are scored and
+        sorted; that date's sentences all are, so ties are broken the same way on every page."""
         if not ids.size:
-            return np.zeros(0, np.int64)
+            return ids, np.zeros(0)
         take = min(ids.size, max(4 * want, 64))
         while True:
             if take < ids.size:
                 bound = np.partition(date_key, take - 1)[take - 1]
-                chosen = np.flatnonzero(date_key <= bound)  # every sentence of the boundary date too
+                chosen = np.flatnonzero(date_key <= bound)
             else:
                 chosen = np.arange(ids.size)
-            order = chosen[np.lexsort((ids[chosen], -scores[chosen], date_key[chosen]))]
-            if take >= ids.size or self._count_distinct(ids[order]) >= want:
-                return order
+            some = ids[chosen]
+            scores = (self._inverted.score_sentences(some, plan.term_ids, plan.weights) if plan.term_ids
+                      else np.ones(some.size))
+            order = np.lexsort((some, -scores, date_key[chosen]))
+            if take >= ids.size or self._count_distinct(some) >= want:
+                return some[order], scores[order]
             take = min(ids.size, take * 4)
-
 
     def _plan(self, query: Query) -> QueryPlan:
         """Analyse and expand: the question's terms, the extra terms the corpus may use for them, phrases."""
