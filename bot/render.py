@@ -554,6 +554,7 @@ def render_inline_results(result: SearchResult, fingerprint: str) -> list[Inline
                 title=shorten(f"{format_date(hit.date)} · {hit.title}", 100),
                 description=shorten(hit.text, _INLINE_DESCRIPTION_CHARS),
                 input_message_content=InputTextMessageContent(message.html, parse_mode=ParseMode.HTML),
+                url=safe_url(hit.url),
             )
         )
     return articles

@@ -3,6 +3,7 @@ in bold, and callback data that fits 64 bytes and decodes back to the same butto
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import html.parser
 
@@ -351,3 +352,30 @@ def test_an_estimated_total_says_about():
     assert "Quote 1 of about 1,400 for" in reply.text
     one = make_result([make_hit("Of the people.")], total=1, total_is_estimate=True)
     assert "of about 1 for" in render_results(one, page_size=3, max_pages=10, fingerprint="f").text
+
+
+@pytest.mark.parametrize(("url", "linked"), [
+    ("https://example.org/a?b=1&c=2", True),
+    ("http://example.org/x", True),
+    ("https://example.org/Path_(x)", True),
+    ('https://example.org/"><b>x</b>', False),
+    ("javascript:alert(1)", False),
+    ("ftp://example.org/file", False),
+    ("https://", False),
+    ("https://exa mple.org", False),
+    (None, False),
+])
+def test_a_title_links_to_its_source_only_for_plain_http_addresses(url, linked):
+    hit = dataclasses.replace(make_hit("The harbour was busy."), url=url)
+    reply = render_results(make_result([hit]), page_size=3, max_pages=10, fingerprint="0123abcd")
+    plain, entities = parse_html(reply.text)
+    links = [e for e in entities if e["type"] == "text_link"]
+    if linked:
+        assert [e["url"] for e in links] == [url]
+        units = plain.encode("utf-16-le")  # entity offsets count UTF-16 units
+        start, length = 2 * links[0]["offset"], 2 * links[0]["length"]
+        assert units[start : start + length].decode("utf-16-le") == "A title"
+    else:
+        assert not links and "href" not in reply.text
+    [article] = render_inline_results(make_result([hit]), "0123abcd")
+    assert article.url == (url if linked else None)
