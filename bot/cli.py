@@ -3,6 +3,7 @@
     corpus-bot ask "basic research" [--top-k N] [--corpus DIR] [--config PATH] [--json]
     corpus-bot index [--corpus DIR] [--config PATH] [--rebuild]
     corpus-bot timeline "topic" [--out chart.png] [--json] [--corpus DIR] [--config PATH]
+    corpus-bot webhook info|delete [--drop-pending-updates] [--config PATH]
     corpus-bot run [--config PATH] [--mode polling|webhook]
 
 Every failure a user can cause (no corpus folder, an empty corpus, a bad config file, no token) ends in one
@@ -88,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     timeline.add_argument(
         "--corpus", type=Path, default=None, metavar="DIR", help="corpus folder (overrides config)"
     )
+
+    webhook = add("webhook", "show or remove the webhook Telegram has for this bot (token from the "
+                  "environment)", _webhook)
+    webhook.add_argument("action", choices=("info", "delete"),
+                         help="info: what Telegram has; delete: remove it")
+    webhook.add_argument("--drop-pending-updates", action="store_true",
+                         help="with delete: also drop the updates Telegram holds for the bot")
 
     run = add("run", "run the Telegram bot", _run)
     run.add_argument("--mode", choices=("polling", "webhook"), default=None, help="overrides telegram.mode")
@@ -259,6 +267,45 @@ def _format_timeline(timeline: Timeline) -> str:
         counts = "  ".join(f"{s.counts[n]:>6,}" for s in timeline.series)
         out.append(f"  {period_label(start, timeline.granularity):<{width}}  {counts}")
     return "\n".join(out)
+
+
+def _webhook(args: argparse.Namespace, settings: Settings) -> int:
+    """``corpus-bot webhook info|delete``: the token is read from the environment, never a command line."""
+    import asyncio
+
+    from telegram import Bot
+    from telegram.error import InvalidToken, TelegramError
+
+    from bot.app import protect_token_in_logs
+
+    token = read_token(settings)
+    protect_token_in_logs(token)
+
+    async def call() -> str:
+        async with Bot(token, base_url=settings.telegram.base_url) as bot:
+            if args.action == "delete":
+                await bot.delete_webhook(drop_pending_updates=args.drop_pending_updates)
+                dropped = " and the pending updates dropped" if args.drop_pending_updates else ""
+                return f"webhook removed{dropped}: the bot can poll now (corpus-bot run --mode polling)"
+            info = await bot.get_webhook_info()
+            if not info.url:
+                return f"no webhook set (polling mode); {info.pending_update_count} update(s) pending"
+            lines = [f"url: {info.url}", f"pending updates: {info.pending_update_count}",
+                     f"max connections: {info.max_connections}",
+                     f"allowed updates: {', '.join(info.allowed_updates or ()) or 'all'}"]
+            if info.last_error_message:
+                lines.append(f"last error: {info.last_error_message} at {info.last_error_date}")
+            return "\n".join(lines)
+
+    try:
+        print(asyncio.run(call()))
+    except InvalidToken:
+        raise ConfigError(f"Telegram rejected the bot token in {settings.telegram.token_env} "
+                          "(telegram.token_env)") from None
+    except TelegramError as error:
+        where = settings.telegram.base_url
+        raise ConfigError(f"the Bot API at {where} failed: {error} (telegram.base_url)") from None
+    return 0
 
 
 def _fail(message: str, *, as_json: bool) -> None:

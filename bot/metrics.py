@@ -73,7 +73,8 @@ class BotMetrics:
         )
         self.webhook_rejected = Counter(
             "corpus_bot_webhook_rejected",
-            "Webhook requests refused, by reason (secret, malformed, too_large, not_running)",
+            "Webhook requests refused, by reason (secret, malformed, too_large, slow, disconnected, "
+            "not_running)",
             ["reason"],
             registry=r,
         )
@@ -106,7 +107,7 @@ class BotMetrics:
         self.updates_in_progress = Gauge(
             "corpus_bot_updates_in_progress", "Updates being handled right now", registry=r
         )
-        for kind in ("secret", "malformed", "too_large", "not_running"):
+        for kind in ("secret", "malformed", "too_large", "slow", "disconnected", "not_running"):
             self.webhook_rejected.labels(kind)  # present (at 0) from the start, so alerts can use rate()
 
     def observe_index(self, stats: IndexStats) -> None:

@@ -30,6 +30,7 @@ from bot.app import ALLOWED_UPDATES, build_application, setup_bot
 from bot.config import ConfigError, Settings
 from bot.inbox import Inbox
 from bot.lifecycle import accept, drain, replay, when_reachable
+from bot.systemd import notify
 
 if TYPE_CHECKING:
     from retrieval import SearchIndex
@@ -161,8 +162,10 @@ class PollingService:
         try:
             replay(application, self.inbox, drop=drop)
             logger.info("polling %s for updates", where)
+            notify("READY=1", "STATUS=polling for updates")
             await self.poller.run()
         finally:
+            notify("STOPPING=1")
             await drain(application, self.inbox, timeout=self.settings.delivery.drain_timeout,
                         force=self._force)
 

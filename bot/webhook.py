@@ -52,7 +52,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from telegram import Update
@@ -66,6 +66,7 @@ from bot.inbox import Inbox
 from bot.lifecycle import accept, drain, replay, when_reachable
 from bot.metrics import CONTENT_TYPE, BotMetrics, MetricsRequest, TimedIndex
 from bot.processing import OrderedUpdateProcessor
+from bot.systemd import notify
 
 if TYPE_CHECKING:
     from retrieval import SearchIndex
@@ -78,6 +79,8 @@ MAX_BODY_BYTES = 1024 * 1024  # Telegram's updates are a few KiB; nginx's site a
 HTTP_GRACE = 5.0  # seconds the HTTP server gives requests in progress when stopping
 UNREACHABLE_AFTER = 60.0  # seconds of failing answers after which /readyz says the Bot API is unreachable
 KEEP_ALIVE = 75  # seconds an idle proxy connection stays open: longer than nginx's upstream keepalive
+BODY_TIMEOUT = 10.0  # seconds to receive a whole body (Telegram's are a few KiB)
+MAX_CONCURRENCY = 512  # connections + requests in progress; beyond, 503 (the unit allows 65,536 files)
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # Telegram's rule for setWebhook's secret_token
 _WARN_EVERY = 60.0  # seconds between two warnings about refused requests
 
@@ -257,11 +260,13 @@ class WebhookService:
                     self._webhook_set = True
                     self.metrics.ready.set(1)
                     self._log_ready()
+                    notify("READY=1", f"STATUS=answering at {self.settings.webhook.url}")
                     stop_requested = asyncio.create_task(self._stop_requested.wait())
                     await asyncio.wait({serving, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
                     stop_requested.cancel()
             finally:
                 self._stopping = True
+                notify("STOPPING=1")
                 self.metrics.ready.set(0)
                 self._server.should_exit = True
                 try:
@@ -304,6 +309,10 @@ class WebhookService:
             server_header=False,
             timeout_keep_alive=KEEP_ALIVE,
             timeout_graceful_shutdown=self.http_grace,
+            # Beyond this many connections and requests at once, new requests get 503 at once instead of
+            # piling up (Telegram opens webhook.max_connections, at most 100; nginx pools 16).
+            limit_concurrency=MAX_CONCURRENCY,
+            backlog=1024,
         )
 
     def _log_ready(self) -> None:
@@ -335,12 +344,20 @@ class WebhookService:
             return self._refuse(403, "secret", "wrong or missing secret token")
         if not self.application.running:  # not yet, or not any more: Telegram will deliver it again
             return self._refuse(503, "not_running", "not handling updates right now")
-        body = await _read_body(request, MAX_BODY_BYTES)
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):
+                body = await _read_body(request, MAX_BODY_BYTES)
+        except TimeoutError:
+            return self._refuse(408, "slow", f"body not received within {BODY_TIMEOUT:.0f} s")
+        except ClientDisconnect:  # the client went away mid-body: nobody to answer
+            self._refusals.note("client disconnected before sending the whole body")
+            self.metrics.webhook_rejected.labels("disconnected").inc()
+            return Response(status_code=400)
         if body is None:
             return self._refuse(413, "too_large", f"body larger than {MAX_BODY_BYTES} bytes")
         try:
             data = json.loads(body)
-        except ValueError:  # not JSON, or not UTF-8
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested deeper than Python reads
             return self._refuse(400, "malformed", "body is not JSON")
         if not _looks_like_update(data):
             return self._refuse(400, "malformed", "body is not a Telegram update")

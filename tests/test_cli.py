@@ -33,7 +33,7 @@ def test_ask_json_answers_from_the_shipped_corpus(config: Path) -> None:
     assert done.returncode == 0, done.stderr
     hits = json.loads(done.stdout)
     assert 1 <= len(hits) <= 3
-    assert set(hits[0]) == {"text", "date", "title", "doc", "score"}
+    assert set(hits[0]) == {"text", "date", "title", "doc", "url", "score"}
     assert hits[0]["date"] == "2023-08-05"
     assert hits[0]["doc"] == "000_3587ab5dbc81a1f9.txt"
     assert "basic research" in hits[0]["text"].lower()
@@ -153,3 +153,32 @@ def test_a_negative_score_is_never_shown(tmp_path: Path) -> None:
     shown = _format_result(result, bold=False)
     assert "The coral glows." in shown and "score -" not in shown and "score 0.00" in shown
     assert _hit_json(result.hits[0])["score"] == 0
+
+
+def test_webhook_info_and_delete_take_the_token_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import httpx
+
+    from bot.cli import main
+    from tests.fake_telegram import DEFAULT_TOKEN, FakeTelegram
+
+    with FakeTelegram(token=DEFAULT_TOKEN) as tg:
+        config = tmp_path / "config.yaml"
+        config.write_text(f"telegram: {{base_url: '{tg.api_url}'}}\n", encoding="utf-8")
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", DEFAULT_TOKEN)
+        with httpx.Client() as http:  # a webhook set by an earlier run in webhook mode
+            http.post(f"{tg.api_url}{DEFAULT_TOKEN}/setWebhook", json={"url": "https://bot.example.org/t"})
+        assert main(["webhook", "info", "--config", str(config)]) == 0
+        info = capsys.readouterr().out
+        assert main(["webhook", "delete", "--config", str(config)]) == 0
+        deleted = capsys.readouterr().out
+        assert tg.webhook["url"] == ""
+        monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "999:wrong")
+        assert main(["webhook", "info", "--config", str(config)]) == 1
+        refused = capsys.readouterr().err
+    assert "url: https://bot.example.org/t" in info and "pending updates: 0" in info
+    assert deleted.startswith("webhook removed")
+    assert refused.strip() == ("corpus-bot: error: Telegram rejected the bot token in TELEGRAM_BOT_TOKEN "
+                               "(telegram.token_env)")
+    assert DEFAULT_TOKEN.split(":")[1] not in info + deleted + refused

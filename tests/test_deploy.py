@@ -32,7 +32,7 @@ import httpx
 import pytest
 
 from bot.config import ConfigError, DeliveryConfig, Settings, load_settings, read_token
-from bot.webhook import HTTP_GRACE, SECRET_HEADER, check_webhook_settings, read_secret
+from bot.webhook import HTTP_GRACE, MAX_CONCURRENCY, SECRET_HEADER, check_webhook_settings, read_secret
 from tests.conftest import REPO
 from tests.fake_telegram import DEFAULT_TOKEN, FakeTelegram
 from tests.processes import wait_for_http
@@ -183,9 +183,19 @@ def test_the_unit_runs_as_its_own_user_with_hardening():
         "SystemCallFilter": "@system-service",
     }.items():
         assert unit_value(unit, "Service", key) == value, key
-    # With ProtectSystem=strict the cache directory is the only writable place: the config must use it.
-    cache = unit_value(unit, "Service", "CacheDirectory")
-    assert load_settings(DEPLOY_CONFIG).index.cache_dir == Path("/var/cache") / cache
+    # With ProtectSystem=strict the cache and state directories are the only writable places: the config
+    # must use them, the inbox (state that must survive a cache clean-up) in the state directory.
+    settings = load_settings(DEPLOY_CONFIG)
+    assert settings.index.cache_dir == Path("/var/cache") / unit_value(unit, "Service", "CacheDirectory")
+    assert settings.inbox_path.parent == Path("/var/lib") / unit_value(unit, "Service", "StateDirectory")
+
+
+def test_the_unit_waits_for_readiness_and_allows_many_connections():
+    unit = parse_unit(UNIT.read_text(encoding="utf-8"))
+    assert unit_value(unit, "Service", "Type") == "notify"  # TimeoutStartSec means something with it
+    assert unit_value(unit, "Service", "NotifyAccess") == "main"
+    assert seconds(unit_value(unit, "Service", "TimeoutStartSec")) >= 300
+    assert int(unit_value(unit, "Service", "LimitNOFILE")) > 2 * MAX_CONCURRENCY
 
 
 def test_systemd_analyze_accepts_the_unit(tmp_path):
@@ -259,7 +269,8 @@ def test_the_readme_section_walks_through_the_deployment():
     assert f"envsubst '{ENVSUBST_FORMAT}'" in text
     for piece in ("deploy/systemd/corpus-bot.service", ENV_PATH, CONFIG_PATH, "systemctl enable --now",
                   "systemctl restart", "journalctl -u corpus-bot", "nginx -t", "/healthz", "/readyz",
-                  "/metrics", "deleteWebhook", "getWebhookInfo", "--mode polling", "openssl rand -hex 32"):
+                  "/metrics", "corpus-bot webhook delete", "corpus-bot webhook info", "--mode polling",
+                  "openssl rand -hex 32"):
         assert piece in text, piece
 
 
@@ -396,3 +407,26 @@ def test_telegram_reaches_the_bot_through_nginx_over_https(tmp_path):
         tg.assert_no_errors()
     assert service.returncode == 0, stderr  # Restart=on-failure: a clean stop is not restarted
     assert SECRET not in stderr and TOKEN.split(":", 1)[1] not in stderr
+
+
+@pytest.mark.slow
+def test_the_telegram_only_option_refuses_other_addresses(tmp_path):
+    nginx = require_tool("nginx", "/usr/sbin", "/usr/local/sbin")
+    openssl = require_tool("openssl")
+    cert, key = make_certificate(openssl, tmp_path)
+    port = free_port()
+    rendered = render_site({
+        "SERVER_NAME": "localhost", "LISTEN": f"127.0.0.1:{port}",
+        "TLS_CERTIFICATE": str(cert), "TLS_CERTIFICATE_KEY": str(key),
+        "WEBHOOK_PATH": "/telegram", "SERVICE_ADDRESS": f"127.0.0.1:{free_port()}",
+    })
+    option = "# include /etc/nginx/snippets/corpus-bot-telegram-only.conf;"
+    assert option in rendered  # documented in the site, off by default
+    snippet = DEPLOY / "nginx" / "corpus-bot-telegram-only.conf"
+    assert "allow 149.154.160.0/20;" in snippet.read_text() and "deny all;" in snippet.read_text()
+    site = tmp_path / "corpus-bot.conf"
+    site.write_text(rendered.replace(option, f"include {snippet};"), encoding="utf-8")
+    with running_nginx(nginx, tmp_path, nginx_conf(tmp_path, site), port):
+        trust = ssl.create_default_context(cafile=str(cert))
+        response = httpx.post(f"https://127.0.0.1:{port}/telegram", json={}, verify=trust, timeout=10)
+    assert response.status_code == 403  # 127.0.0.1 is not Telegram: refused before the service

@@ -590,3 +590,74 @@ def test_the_shipped_config_documents_every_webhook_key():
     shipped = (REPO / "config.yaml").read_text(encoding="utf-8")
     for field in dataclasses.fields(settings.webhook):
         assert f"  {field.name}:" in shipped
+
+
+# -- hostile clients and systemd -----------------------------------------------------------------------
+
+
+async def test_deeply_nested_json_is_a_bad_request_not_a_crash(tg, small_index, caplog):
+    async with running_service(tg, small_index) as service:
+        response = await post_raw(service, b"[" * 100_000 + b"]" * 100_000)
+        nested = await post_raw(service, b'{"update_id": 1, "message": ' + b'{"a": ' * 5000 + b"1"
+                                + b"}" * 5000 + b"}")
+        assert "harbour" in (await ask(tg, service, "harbour"))["text"]
+    assert response.status_code == 400 and response.json()["error"] == "body is not JSON"
+    assert nested.status_code == 400
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def _send_slowly(port: int, path: str, body: bytes, *, declared: int, pause: float) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {declared}\r\n{SECRET_HEADER}: {SECRET}\r\n\r\n".encode() + body)
+        await writer.drain()
+        await asyncio.sleep(pause)
+        return await asyncio.wait_for(reader.read(4096), 5)
+    finally:
+        writer.close()
+
+
+async def test_a_body_that_never_ends_gets_408_and_a_vanished_client_no_traceback(
+    tg, small_index, caplog, monkeypatch
+):
+    monkeypatch.setattr(webhook, "BODY_TIMEOUT", 0.3)
+    async with running_service(tg, small_index) as service:
+        answer = await _send_slowly(service.port, service.settings.webhook.path, b'{"update_id":',
+                                    declared=500, pause=0.6)
+        _, writer = await asyncio.open_connection("127.0.0.1", service.port)
+        writer.write(f"POST {service.settings.webhook.path} HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n"
+                     f"{SECRET_HEADER}: {SECRET}\r\n\r\n{{\"update".encode())
+        await writer.drain()
+        writer.close()  # gone mid-body
+        await asyncio.sleep(0.3)
+        assert "harbour" in (await ask(tg, service, "harbour"))["text"]
+    assert answer.startswith(b"HTTP/1.1 408")
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+def test_the_server_limits_connections_at_once(small_index):
+    service = WebhookService(webhook_settings(), small_index, TOKEN, SECRET)
+    config = service._uvicorn_config()
+    assert config.limit_concurrency == webhook.MAX_CONCURRENCY
+    assert config.timeout_keep_alive == webhook.KEEP_ALIVE
+
+
+async def test_systemd_hears_ready_once_the_webhook_is_set_and_stopping_at_the_end(
+    tg, small_index, tmp_path, monkeypatch
+):
+    address = str(tmp_path / "notify")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(address)
+    listener.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", address)
+    try:
+        async with running_service(tg, small_index) as service:
+            assert service.ready
+            first = listener.recv(4096).decode()
+        last = listener.recv(4096).decode()
+    finally:
+        listener.close()
+    assert first.splitlines() == ["READY=1", f"STATUS=answering at {PUBLIC_URL}"]
+    assert last == "STOPPING=1"
+    assert tg.webhook["url"] == PUBLIC_URL
