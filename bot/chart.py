@@ -74,17 +74,18 @@ def _draw(figure: Figure, timeline: Timeline, title: str) -> None:
     width = _bar_width(timeline.granularity)
     several = len(timeline.series) > 1
     bars = len(periods) <= BARS_UP_TO
+    handles = []
     for n, series in enumerate(timeline.series):
         colour = _COLOURS[n % len(_COLOURS)]
-        label = series.question
         if bars:
             share = width / len(timeline.series)
             offset = dt.timedelta(days=share * n + share / 2)
-            axes.bar([s + offset for s in starts], series.counts, width=share * 0.9, color=colour,
-                     label=label, align="center")
+            handles.append(axes.bar([s + offset for s in starts], series.counts, width=share * 0.9,
+                                    color=colour, align="center"))
         else:
             middle = [s + dt.timedelta(days=width / 2) for s in starts]
-            axes.plot(middle, series.counts, color=colour, linewidth=3, label=label)
+            [line] = axes.plot(middle, series.counts, color=colour, linewidth=3)
+            handles.append(line)
             if not several:
                 axes.fill_between(middle, series.counts, color=colour, alpha=0.15, linewidth=0)
     if starts:
@@ -106,14 +107,19 @@ def _draw(figure: Figure, timeline: Timeline, title: str) -> None:
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.set_ylim(bottom=0)
     axes.set_ylabel(f"sentences per {timeline.granularity}", fontsize=_FONT, color=_TEXT)
+    # The user's words are text, never matplotlib's "$math$" markup.
     axes.set_title(_shorten(title, 60), fontsize=_FONT + 8, color=_TEXT, loc="left",
-                   pad=56 if several else 16, fontweight="bold")
+                   pad=56 if several else 16, fontweight="bold", parse_math=False)
     _style(axes)
     if several:  # above the plot, under the title: never over a bar
-        legend = axes.legend(fontsize=_FONT, frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0),
-                             ncols=len(timeline.series), handlelength=1.2, borderaxespad=0.2)
+        # Handles and labels given explicitly: a label starting with "_" would otherwise be left out.
+        labels = [_shorten(series.question, 30) for series in timeline.series]
+        legend = axes.legend(handles, labels, fontsize=_FONT, frameon=False, loc="lower left",
+                             bbox_to_anchor=(0, 1.0), ncols=len(timeline.series), handlelength=1.2,
+                             borderaxespad=0.2)
         for text in legend.get_texts():
             text.set_color(_TEXT)
+            text.set_parse_math(False)
 
 
 def _style(axes: Any) -> None:

@@ -696,6 +696,9 @@ def render_timeline(timeline: Timeline, questions: Sequence[str]) -> Reply:
             line += text(f"; busiest {period} ({series.counts[busiest]:,})")
         if series.undated:
             line += text(f"; {series.undated:,} in undated documents, not drawn")
+        if series.unknown_words:
+            missing = ", ".join(f"“{shorten(w, 30)}”" for w in series.unknown_words[:3])
+            line += text(f" ({missing} not in the corpus, left out)")
         parts.append(line)
     caption = lines(text("📈 Sentences per " + granularity), *parts)
     if caption.length > CAPTION_LIMIT:

@@ -5,6 +5,12 @@ answers ``POST /bot{token}/{method}`` the way api.telegram.org does, including i
 (HTML/MarkdownV2 parsing, the 4096 UTF-16 unit limit, inline keyboard and inline query limits), so a
 bot run against it over real HTTP fails here where it would fail in production.
 
+sendPhoto takes an upload (multipart), a URL or a file_id the fake issued. An upload must be a whole PNG
+or JPEG (its header is read, no image library needed) of at most 10 MB, width + height at most 10000 and
+sides at most 20:1; captions are parsed like texts and hold at most 1024 UTF-16 units. The Message gets
+``photo`` sizes (a 320 px one and the original); ``tg.sent_photos(chat_id)`` gives the sent photos with
+their uploaded bytes. editMessageText on a photo fails as on Telegram; editMessageCaption edits it.
+
 Polling mode::
 
     async with FakeTelegram(token=TOKEN) as tg:
@@ -58,8 +64,10 @@ import math
 import random
 import re
 import socket
+import struct
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -91,6 +99,7 @@ __all__ = [
     "RejectedCall",
     "UploadedFile",
     "find_auto_entities",
+    "image_size",
     "parse_html",
     "parse_markdown",
     "parse_markdown_v2",
@@ -108,6 +117,12 @@ DEFAULT_GROUP_ID = -4_000_000_001
 DEFAULT_SUPERGROUP_ID = -1_001_234_567_890
 
 MAX_MESSAGE_LENGTH = 4096  # UTF-16 code units, after entity parsing
+MAX_CAPTION_LENGTH = 1024  # UTF-16 code units, after entity parsing
+MAX_PHOTO_BYTES = 10 * 1024 * 1024  # an uploaded photo
+MAX_PHOTO_SIDES = 10_000  # width + height of a photo, in pixels
+MAX_PHOTO_RATIO = 20  # the longer side of a photo over the shorter
+PHOTO_THUMBNAIL_SIDE = 320  # the longer side of the smaller size a sent photo gets
+URL_PHOTO_SIZE = (800, 600)  # what a photo sent by URL is taken to be (the fake downloads nothing)
 MAX_CALLBACK_DATA_BYTES = 64
 MAX_CALLBACK_ANSWER_LENGTH = 200
 MAX_INLINE_RESULTS = 50
@@ -204,10 +219,12 @@ _DEFAULT_DESCRIPTIONS = {
 FAULT_EXEMPT_METHODS = frozenset({"getUpdates", "getMe", "setWebhook", "deleteWebhook", "getWebhookInfo"})
 # Methods that send or change a message in a chat: what Telegram's flood control counts.
 FLOOD_METHODS = frozenset({
-    "sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageReplyMarkup",
+    "sendMessage", "sendPhoto", "sendDocument", "editMessageText", "editMessageCaption",
+    "editMessageReplyMarkup",
 })  # fmt: skip
 _DROP_MODES = ("before", "after")
 _DROPPED = "connection dropped"  # the start of the description of every injected drop
+_MEDIA_KINDS = ("photo", "video", "animation", "audio", "document", "voice")  # messages with a caption
 
 _T = TypeVar("_T")
 
@@ -239,6 +256,9 @@ class UploadedFile:
     filename: str
     content_type: str
     data: bytes
+
+    def __repr__(self) -> str:  # not the bytes: calls and error reports hold whole uploads
+        return f"UploadedFile({self.filename!r}, {self.content_type!r}, {len(self.data):,} bytes)"
 
 
 @dataclass(frozen=True)
@@ -1030,6 +1050,88 @@ def _trim(text: str, entities: list[dict[str, Any]]) -> tuple[str, list[dict[str
 
 
 # --------------------------------------------------------------------------------------------------
+# Images: what an uploaded photo is (PNG and JPEG headers, read without an image library)
+# --------------------------------------------------------------------------------------------------
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Bit depths each PNG colour type allows (0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA).
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+# JPEG frames a decoder such as Telegram's reads: baseline, extended sequential and progressive (SOF0-2).
+_JPEG_FRAMES = frozenset({0xC0, 0xC1, 0xC2})
+_JPEG_OTHER_FRAMES = frozenset({0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a PNG or JPEG image read from its structure, or None if ``data`` is neither.
+
+    A PNG must be whole: the signature, an IHDR chunk first (with a colour type and bit depth that go
+    together), at least one IDAT chunk and IEND, every chunk's CRC right. A JPEG must start with SOI and
+    have a baseline, extended or progressive frame header (SOF0, SOF1, SOF2) before its scan data.
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        return _png_size(data)
+    if data.startswith(b"\xff\xd8"):
+        return _jpeg_size(data)
+    return None
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    position, size, seen_idat = len(_PNG_SIGNATURE), None, False
+    while position + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, position)
+        kind = data[position + 4 : position + 8]
+        end = position + 8 + length
+        if length > 0x7FFFFFFF or end + 4 > len(data):
+            return None
+        (crc,) = struct.unpack_from(">I", data, end)
+        if zlib.crc32(data[position + 4 : end]) != crc:
+            return None
+        body = data[position + 8 : end]
+        if size is None:
+            if kind != b"IHDR" or length != 13:
+                return None
+            width, height, depth, colour = struct.unpack_from(">IIBB", body)
+            if not width or not height or depth not in _PNG_DEPTHS.get(colour, ()):
+                return None
+            size = (width, height)
+        elif kind == b"IDAT":
+            seen_idat = True
+        elif kind == b"IEND":
+            return size if seen_idat else None
+        position = end + 4
+    return None  # cut short: no IEND
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    position, n = 2, len(data)
+    while position < n:
+        if data[position] != 0xFF:
+            return None
+        while position < n and data[position] == 0xFF:  # fill bytes
+            position += 1
+        if position >= n:
+            return None
+        marker = data[position]
+        position += 1
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length
+            continue
+        if marker in (0xD8, 0xD9, 0xDA) or marker in _JPEG_OTHER_FRAMES:
+            return None  # a second SOI, the end or the scan data before any (readable) frame header
+        if position + 2 > n:
+            return None
+        (length,) = struct.unpack_from(">H", data, position)
+        if length < 2 or position + length > n:
+            return None
+        if marker in _JPEG_FRAMES:
+            if length < 8:
+                return None
+            height, width = struct.unpack_from(">HH", data, position + 3)
+            return (width, height) if width and height else None
+        position += length
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
 # Request decoding
 # --------------------------------------------------------------------------------------------------
 
@@ -1228,6 +1330,8 @@ class FakeTelegram:
         self._message_seq: dict[int, int] = {}
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._sent: list[dict[str, Any]] = []
+        self._photos: list[dict[str, Any]] = []  # {"message", "data", "filename"} of each sent photo
+        self._files: dict[str, dict[str, Any]] = {}  # photo file_id -> {"sizes", "data", "filename"}
         self._edited: list[dict[str, Any]] = []
         self._callback_queries: dict[str, dict[str, Any]] = {}
         self._inline_queries: dict[str, dict[str, Any]] = {}
@@ -1255,7 +1359,9 @@ class FakeTelegram:
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
             "sendMessage": self._send_message,
+            "sendPhoto": self._send_photo,
             "editMessageText": self._edit_message_text,
+            "editMessageCaption": self._edit_message_caption,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback_query,
@@ -1828,9 +1934,22 @@ class FakeTelegram:
         sent = self.sent_messages(chat_id)
         return sent[-1] if sent else None
 
+    def sent_photos(self, chat_id: int | None = None) -> list[dict[str, Any]]:
+        """Photos the bot sent successfully, oldest first (they are in sent_messages() too), each as
+        ``{"message": the Message as returned to the bot, "data": the image's bytes, "filename": ...}``.
+
+        A photo resent by file_id carries the bytes (and file name) of its first upload; one sent by URL
+        has ``data`` and ``filename`` None (the fake downloads nothing)."""
+        with self._lock:
+            return [
+                copy.deepcopy(photo)
+                for photo in self._photos
+                if chat_id is None or photo["message"]["chat"]["id"] == chat_id
+            ]
+
     def edited_messages(self, chat_id: int | None = None) -> list[dict[str, Any]]:
-        """Results of successful editMessageText/editMessageReplyMarkup calls (inline edits included
-        as {"inline_message_id": ..., ...params})."""
+        """Results of successful editMessageText/editMessageCaption/editMessageReplyMarkup calls (inline
+        edits included as {"inline_message_id": ..., ...params})."""
         with self._lock:
             return [
                 copy.deepcopy(m)
@@ -2044,6 +2163,9 @@ class FakeTelegram:
             }
             for size in (90, 320, 800)
         ]
+        with self._lock:  # the bot may send the user's photo on by its file_id
+            known = {"sizes": copy.deepcopy(photo), "data": None, "filename": None}
+            self._files.update({size["file_id"]: known for size in photo})
         extra: dict[str, Any] = {"photo": photo}
         if caption is not None:
             extra["caption"] = caption
@@ -2620,6 +2742,106 @@ class FakeTelegram:
         self._sent.append(copy.deepcopy(message))
         return copy.deepcopy(message)
 
+    def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._resolve_chat(params)
+        caption, entities = self._caption(params)
+        markup = self._check_reply_markup(params.get("reply_markup"))
+        replied = self._resolve_reply(params, chat)
+        sizes, upload = self._photo(params)
+        content: dict[str, Any] = {}
+        if params.get("message_thread_id") is not None:
+            content["message_thread_id"] = params["message_thread_id"]
+        if replied is not None:
+            content["reply_to_message"] = replied
+        content["photo"] = sizes
+        if caption:
+            content["caption"] = caption
+        if entities:
+            content["caption_entities"] = entities
+        if caption and params.get("show_caption_above_media") is True:
+            content["show_caption_above_media"] = True
+        if params.get("has_spoiler") is True:
+            content["has_media_spoiler"] = True
+        if markup is not None:
+            content["reply_markup"] = markup
+        sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
+        message = self._store_message(chat, sender, content)
+        self._sent.append(copy.deepcopy(message))
+        self._photos.append({"message": copy.deepcopy(message), **upload})
+        return copy.deepcopy(message)
+
+    def _caption(self, params: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+        """A media caption parsed, trimmed and checked like Telegram does ("" when there is none)."""
+        raw = params.get("caption")
+        if raw is None or raw == "":
+            return "", []
+        try:
+            caption, entities = self._format(raw, params.get("parse_mode"), params.get("caption_entities"))
+        except EntityParseError as exc:
+            raise _bad(f"can't parse entities: {exc}") from None
+        caption, entities = _trim(caption, entities)
+        if utf16_len(caption) > MAX_CAPTION_LENGTH:
+            raise _bad("message caption is too long")
+        entities = sorted(
+            entities + find_auto_entities(caption, entities), key=lambda e: (e["offset"], -e["length"])
+        )
+        return caption, entities
+
+    def _photo(self, params: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The PhotoSizes of the ``photo`` parameter and what sent_photos() keeps of it."""
+        photo = params.get("photo")
+        if isinstance(photo, str) and photo.startswith("attach://"):
+            photo = params.get(photo[len("attach://") :])
+            if not isinstance(photo, UploadedFile):
+                raise _bad("wrong file identifier/HTTP URL specified")
+        if photo is None or photo == "":
+            raise _bad("there is no photo in the request")
+        if isinstance(photo, UploadedFile):
+            data = photo.data
+            if len(data) > MAX_PHOTO_BYTES:
+                raise _bad("file is too big")
+            size = image_size(data)
+            if size is None:
+                raise _bad("IMAGE_PROCESS_FAILED")
+            width, height = size
+            if width + height > MAX_PHOTO_SIDES or max(width, height) > MAX_PHOTO_RATIO * min(width, height):
+                raise _bad("PHOTO_INVALID_DIMENSIONS")
+            return self._issue_photo(width, height, len(data), data, photo.filename)
+        if not isinstance(photo, str):
+            raise _bad("wrong file identifier/HTTP URL specified")
+        if re.match(r"https?://", photo, re.IGNORECASE) and _check_link(photo) is not None:
+            width, height = URL_PHOTO_SIZE
+            return self._issue_photo(width, height, width * height // 10, None, None)
+        known = self._files.get(photo.strip())
+        if known is None:
+            raise _bad("wrong file identifier/HTTP URL specified")
+        return copy.deepcopy(known["sizes"]), {"data": known["data"], "filename": known["filename"]}
+
+    def _issue_photo(
+        self, width: int, height: int, file_size: int, data: bytes | None, filename: str | None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """New file ids for a photo: a size scaled to PHOTO_THUMBNAIL_SIDE (if it is larger), then itself."""
+        unique = next(self._ids)
+        dims = [(width, height)]
+        longer = max(width, height)
+        if longer > PHOTO_THUMBNAIL_SIDE:
+            scale = PHOTO_THUMBNAIL_SIDE / longer
+            dims.insert(0, (max(1, round(width * scale)), max(1, round(height * scale))))
+        sizes = [
+            {
+                "file_id": f"AgACAgIAAxkDAAIE{unique:06d}{n}",
+                "file_unique_id": f"AQADE{unique:06d}{n}",
+                "width": w,
+                "height": h,
+                "file_size": max(1, round(file_size * w * h / (width * height))),
+            }
+            for n, (w, h) in enumerate(dims)
+        ]
+        kept = {"data": data, "filename": filename}
+        for size in sizes:
+            self._files[size["file_id"]] = {"sizes": copy.deepcopy(sizes), **kept}
+        return sizes, kept
+
     def _edit_message_text(self, params: dict[str, Any]) -> Any:
         if params.get("inline_message_id"):
             text, entities = self._message_text(params)
@@ -2642,6 +2864,32 @@ class FakeTelegram:
         message.pop("entities", None)
         if entities:
             message["entities"] = entities
+        self._set_markup(message, markup)
+        return self._record_edit(message)
+
+    def _edit_message_caption(self, params: dict[str, Any]) -> Any:
+        caption, entities = self._caption(params)
+        markup = self._check_reply_markup(params.get("reply_markup"))
+        if params.get("inline_message_id"):
+            edit = {"inline_message_id": params["inline_message_id"], "caption": caption,
+                    "caption_entities": entities, "reply_markup": markup}  # fmt: skip
+            self._edited.append(edit)
+            return True
+        message = self._editable(params)
+        if not any(kind in message for kind in _MEDIA_KINDS):
+            raise _bad("there is no caption in the message to edit")
+        if (
+            caption == message.get("caption", "")
+            and entities == message.get("caption_entities", [])
+            and markup == message.get("reply_markup")
+        ):
+            raise ApiError(400, _NOT_MODIFIED)
+        message.pop("caption", None)
+        message.pop("caption_entities", None)
+        if caption:
+            message["caption"] = caption
+        if entities:
+            message["caption_entities"] = entities
         self._set_markup(message, markup)
         return self._record_edit(message)
 

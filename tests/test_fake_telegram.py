@@ -6,7 +6,9 @@ import asyncio
 import datetime as dtm
 import json
 import re
+import struct
 import time
+import zlib
 from collections.abc import AsyncIterator
 
 import httpx
@@ -24,10 +26,12 @@ from telegram import (
 from telegram.error import BadRequest, Conflict, Forbidden, InvalidToken, NetworkError, RetryAfter
 from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes
 
+from tests import fake_telegram
 from tests.fake_telegram import (
     BOT_ID,
     DEFAULT_TOKEN,
     FakeTelegram,
+    image_size,
     parse_html,
     parse_markdown_v2,
     utf16_len,
@@ -57,6 +61,43 @@ def api_error(description: str) -> str:
 
 def keyboard(*data: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton(d or "x", callback_data=d) for d in data]])
+
+
+def png(width: int, height: int, *, pixels: bool = True) -> bytes:
+    """A whole 8-bit greyscale PNG; without ``pixels`` the IDAT holds no rows (a header that only
+    claims the size, for sizes too large to fill cheaply)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = b"".join(b"\0" + bytes([y % 256]) * width for y in range(height)) if pixels else b""
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def jpeg(width: int, height: int, frame: int = 0xC0) -> bytes:
+    """The segments of a JPEG up to its scan: SOI, APP0 (JFIF), a frame header, SOS, then EOI."""
+    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"
+    sof = bytes([0xFF, frame]) + struct.pack(">HBHHB", 11, 8, height, width, 1) + b"\x01\x11\0"
+    sos = b"\xff\xda" + struct.pack(">HB", 8, 1) + b"\x01\0\0\x3f\0"
+    return b"\xff\xd8" + app0 + sof + sos + b"\x12\x34" + b"\xff\xd9"
+
+
+async def send_photo(tg: FakeTelegram, photo: bytes | str, **fields: str) -> httpx.Response:
+    """sendPhoto as multipart/form-data over real HTTP (``photo`` bytes are uploaded as a file)."""
+    data = {"chat_id": str(USER), **fields}
+    files = None
+    if isinstance(photo, bytes):
+        files = {"photo": ("chart.png", photo, "image/png")}
+    else:
+        data["photo"] = photo
+    async with httpx.AsyncClient() as client:
+        return await client.post(f"{tg.api_url}{TOKEN}/sendPhoto", data=data, files=files, timeout=10)
 
 
 # ------------------------------------------------------------------------------------------ basics
@@ -203,6 +244,140 @@ async def test_chats_replies_and_blocking(bot: Bot, tg: FakeTelegram) -> None:
     tg.block_bot(USER)
     with pytest.raises(Forbidden, match=api_error("blocked")):
         await bot.send_chat_action(USER, "typing")
+
+
+# -------------------------------------------------------------------------------------- photos
+
+
+async def test_send_photo_upload_gets_its_sizes_caption_and_reply(tg: FakeTelegram) -> None:
+    image = png(640, 360)
+    question = tg.make_message_update("chart please", user_id=USER)["message"]
+    markup = {"inline_keyboard": [[{"text": "Earliest", "callback_data": "q|harbour sort:old"}]]}
+    response = await send_photo(
+        tg,
+        image,
+        caption="📈 <i>harbour</i>: 12 sentences, see https://example.org",
+        parse_mode="HTML",
+        reply_markup=json.dumps(markup),
+        reply_parameters=json.dumps({"message_id": question["message_id"]}),
+    )
+    assert response.status_code == 200, response.text
+    message = response.json()["result"]
+    small, large = message["photo"]
+    assert (small["width"], small["height"], large["width"], large["height"]) == (320, 180, 640, 360)
+    assert large["file_size"] == len(image) and 0 < small["file_size"] < len(image)
+    assert len({small["file_id"], large["file_id"], small["file_unique_id"], large["file_unique_id"]}) == 4
+    assert message["caption"] == "📈 harbour: 12 sentences, see https://example.org"
+    assert [(e["type"], e["offset"], e["length"]) for e in message["caption_entities"]] == [
+        ("italic", 3, 7),
+        ("url", 30, 19),
+    ]
+    assert "text" not in message and message["reply_markup"] == markup
+    assert message["reply_to_message"]["text"] == "chart please"
+    assert tg.sent_messages(USER) == [message]
+    [sent] = tg.sent_photos(USER)
+    assert sent == {"message": message, "data": image, "filename": "chart.png"}
+    assert tg.sent_photos(-1) == []
+
+    # Sent again by either file_id: the same photo, no upload; a URL is taken as it is.
+    again = (await send_photo(tg, small["file_id"])).json()["result"]
+    assert again["photo"] == message["photo"] and "caption" not in again
+    by_url = (await send_photo(tg, "https://example.org/chart.png")).json()["result"]
+    assert [size["width"] for size in by_url["photo"]] == [320, 800]
+    assert [p["data"] for p in tg.sent_photos()] == [image, image, None]
+    tiny = (await send_photo(tg, png(20, 10))).json()["result"]
+    assert [(size["width"], size["height"]) for size in tiny["photo"]] == [(20, 10)]  # no smaller size
+    tg.assert_no_errors()
+
+
+async def test_send_photo_through_python_telegram_bot(bot: Bot, tg: FakeTelegram) -> None:
+    image = jpeg(1280, 720)
+    message = await bot.send_photo(USER, image, caption="<b>jpeg</b>", parse_mode="HTML")
+    assert [(p.width, p.height) for p in message.photo] == [(320, 180), (1280, 720)]
+    assert message.caption == "jpeg" and message.caption_entities[0].type == "bold"
+    assert tg.sent_photos(USER)[0]["data"] == image
+    user_photo = tg.make_photo_update(user_id=USER)["message"]["photo"][-1]["file_id"]
+    forwarded = await bot.send_photo(USER, user_photo)  # a file_id the fake gave a user's photo
+    assert forwarded.photo[-1].width == 800
+    tg.assert_no_errors()
+
+
+@pytest.mark.parametrize(
+    ("photo", "fields", "description"),
+    [
+        (png(64, 64), {"caption": "x" * 1025}, "message caption is too long"),
+        (png(64, 64), {"caption": "😀" * 513}, "message caption is too long"),  # UTF-16 units
+        (png(64, 64), {"caption": "<b>x</i>", "parse_mode": "HTML"}, "can't parse entities"),
+        (b"hello, not an image", {}, "IMAGE_PROCESS_FAILED"),
+        (b"GIF89a" + b"\0" * 32, {}, "IMAGE_PROCESS_FAILED"),
+        (png(64, 64)[:-12], {}, "IMAGE_PROCESS_FAILED"),  # cut before IEND
+        (png(64, 64).replace(b"IHDR", b"IHDX"), {}, "IMAGE_PROCESS_FAILED"),
+        (png(9000, 100, pixels=False), {}, "PHOTO_INVALID_DIMENSIONS"),  # 90:1
+        (png(6000, 4001, pixels=False), {}, "PHOTO_INVALID_DIMENSIONS"),  # 10001 pixels of sides
+        (jpeg(100, 2001), {}, "PHOTO_INVALID_DIMENSIONS"),
+        (jpeg(100, 100, frame=0xC3), {}, "IMAGE_PROCESS_FAILED"),  # lossless JPEG
+        ("not-a-file-id", {}, "wrong file identifier/HTTP URL specified"),
+        ("", {}, "there is no photo in the request"),
+    ],
+    ids=[
+        "long-caption", "long-emoji-caption", "bad-html", "text", "gif", "truncated", "no-ihdr", "too-wide",
+        "too-large", "too-tall-jpeg", "lossless-jpeg", "unknown-file-id", "no-photo",
+    ],
+)  # fmt: skip
+async def test_send_photo_rejects_what_telegram_rejects(
+    tg: FakeTelegram, photo: bytes | str, fields: dict[str, str], description: str
+) -> None:
+    response = await send_photo(tg, photo, **fields)
+    assert response.status_code == 400
+    assert response.json()["description"].startswith(f"Bad Request: {description}")
+    assert [e.method for e in tg.errors] == ["sendPhoto"]
+    assert tg.sent_messages() == [] and tg.sent_photos() == []
+
+
+async def test_send_photo_limits_are_inclusive(tg: FakeTelegram, monkeypatch: pytest.MonkeyPatch) -> None:
+    small = png(64, 64)
+    fits = [
+        (small, {"caption": "<b>" + "&amp;" * 1024 + "</b>", "parse_mode": "HTML"}),  # 1024 once parsed
+        (small, {"caption": "😀" * 512}),
+        (png(2000, 100, pixels=False), {}),  # 20:1
+        (png(5000, 5000, pixels=False), {}),  # 10000 pixels of sides
+        (small + b"\0" * (10 * 1024 * 1024 - len(small)), {}),  # 10 MB exactly (bytes after IEND)
+    ]
+    for photo, fields in fits:
+        response = await send_photo(tg, photo, **fields)
+        assert response.status_code == 200, response.text
+    assert fake_telegram.MAX_PHOTO_BYTES == 10 * 1024 * 1024
+    monkeypatch.setattr(fake_telegram, "MAX_PHOTO_BYTES", len(small))  # one byte more, without 10 MB again
+    assert (await send_photo(tg, small)).status_code == 200
+    response = await send_photo(tg, small + b"\0")
+    assert response.json()["description"] == "Bad Request: file is too big"
+    assert len(tg.sent_photos()) == len(fits) + 1
+
+
+async def test_a_photo_has_a_caption_to_edit_and_no_text(bot: Bot, tg: FakeTelegram) -> None:
+    photo = await bot.send_photo(USER, png(400, 300), caption="v1", reply_markup=keyboard("a"))
+    with pytest.raises(BadRequest, match=api_error("there is no text in the message to edit")):
+        await bot.edit_message_text("v2", USER, photo.message_id)
+    with pytest.raises(BadRequest, match=api_error("message is not modified")):
+        await bot.edit_message_caption(USER, photo.message_id, caption="v1", reply_markup=keyboard("a"))
+    edited = await bot.edit_message_caption(USER, photo.message_id, caption="<i>v2</i>", parse_mode="HTML")
+    assert edited.caption == "v2" and edited.reply_markup is None and edited.photo == photo.photo
+    await bot.edit_message_reply_markup(USER, photo.message_id, reply_markup=keyboard("b"))
+    text = await bot.send_message(USER, "words")
+    with pytest.raises(BadRequest, match=api_error("there is no caption in the message to edit")):
+        await bot.edit_message_caption(USER, text.message_id, caption="x")
+    current = tg.get_message(USER, photo.message_id)
+    assert current["caption"] == "v2" and current["caption_entities"][0]["type"] == "italic"
+    assert len(tg.errors) == 3
+
+
+def test_image_size_reads_png_and_jpeg_headers() -> None:
+    assert image_size(png(3, 2)) == (3, 2)
+    assert image_size(jpeg(1280, 720)) == (1280, 720)
+    assert image_size(jpeg(33, 44, frame=0xC2)) == (33, 44)  # progressive
+    assert image_size(b"\xff\xd8\xff\xd9") is None  # no frame
+    assert image_size(png(0, 5, pixels=False)) is None
+    assert image_size(b"") is None
 
 
 # -------------------------------------------------------------------------------------- edits
