@@ -22,6 +22,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -320,26 +321,15 @@ async def question(update: Update, context: BotContext) -> None:
             f"That question is {len(asked):,} characters long; I take at most {limits.max_question_chars:,}. "
             "A few distinctive words work best."
         )
-        await message.reply_text(render.render_notice(notice), reply_parameters=_reply_to(message))
+        await _notice(message, notice)
         return
-    refusal = _admit(services, message.from_user.id if message.from_user else message.chat_id)
-    if refusal is not None:
-        if refusal:
-            await message.reply_text(render.render_notice(refusal), reply_parameters=_reply_to(message))
+    if await _refused(services, message):
         return
     replies = services.settings.replies
     result = await _search(context, asked, k=replies.results_per_page, chat_id=message.chat_id)
     examples = await services.examples() if result.empty and not result.error else ()
     late = lateness()
-    reply = render.render_results(
-        result,
-        page_size=replies.results_per_page,
-        max_pages=replies.max_pages,
-        fingerprint=services.fingerprint,
-        context_radius=replies.context_sentences,
-        examples=examples,
-        note=render.late_note(late[1]) if late else None,
-    )
+    reply = _page_of(services, result, examples=examples, note=render.late_note(late[1]) if late else None)
     await message.reply_text(reply.text, reply_markup=reply.keyboard, reply_parameters=_reply_to(message))
 
 
@@ -350,17 +340,14 @@ async def timeline(update: Update, context: BotContext) -> None:
     services = context.services
     if not asked:
         example = (await services.examples() or ["basic research"])[0]
-        hint = f"Name a topic after the command, for example: /timeline {example} (or /timeline a vs b)"
-        await message.reply_text(render.render_notice(hint), reply_parameters=_reply_to(message))
+        await _notice(message, f"Name a topic after the command, for example: /timeline {example} "
+                               "(or /timeline a vs b)")
         return
     if len(asked) > services.settings.limits.max_question_chars:
         notice = f"That topic is {len(asked):,} characters long; a few distinctive words work best."
-        await message.reply_text(render.render_notice(notice), reply_parameters=_reply_to(message))
+        await _notice(message, notice)
         return
-    refusal = _admit(services, message.from_user.id if message.from_user else message.chat_id)
-    if refusal is not None:
-        if refusal:
-            await message.reply_text(render.render_notice(refusal), reply_parameters=_reply_to(message))
+    if await _refused(services, message):
         return
     await _send_timeline(message, asked, context, reply_to=message)
 
@@ -383,6 +370,37 @@ async def _send_timeline(message: Message, asked: str, context: BotContext, *, r
     png, caption = made
     await message.reply_photo(png, caption=caption.text, reply_markup=caption.keyboard,
                               reply_parameters=_reply_to(reply_to))
+
+
+async def _notice(message: Message, notice: str) -> None:
+    """A short message of ours (a hint, a refusal) in reply to ``message``."""
+    await message.reply_text(render.render_notice(notice), reply_parameters=_reply_to(message))
+
+
+async def _refused(services: Services, message: Message) -> bool:
+    """True if the sender is over the question limit (told so once per streak)."""
+    refusal = _admit(services, message.from_user.id if message.from_user else message.chat_id)
+    if refusal is None:
+        return False
+    if refusal:
+        await _notice(message, refusal)
+    return True
+
+
+def _page_of(
+    services: Services, result: SearchResult, *, examples: Sequence[str] = (), note: str | None = None
+) -> render.Reply:
+    """A page of quotes laid out with the reply settings (page size, pages, context radius)."""
+    replies = services.settings.replies
+    return render.render_results(
+        result,
+        page_size=replies.results_per_page,
+        max_pages=replies.max_pages,
+        fingerprint=services.fingerprint,
+        context_radius=replies.context_sentences,
+        examples=examples,
+        note=note,
+    )
 
 
 async def _ask_hint(message: Message, context: BotContext) -> str:
@@ -433,13 +451,7 @@ async def _answer_anew(
         return
     replies = services.settings.replies
     result = await _search(context, asked, k=replies.results_per_page, chat_id=message.chat_id)
-    reply = render.render_results(
-        result,
-        page_size=replies.results_per_page,
-        max_pages=replies.max_pages,
-        fingerprint=services.fingerprint,
-        context_radius=replies.context_sentences,
-    )
+    reply = _page_of(services, result)
     await message.reply_text(reply.text, reply_markup=reply.keyboard, reply_parameters=_reply_to(message))
 
 
@@ -464,13 +476,7 @@ async def _turn_page(query: CallbackQuery, pressed: callbacks.PageButton, contex
     if result.empty or result.error:
         await query.answer("No more quotes for this question.")
         return
-    reply = render.render_results(
-        result,
-        page_size=replies.results_per_page,
-        max_pages=replies.max_pages,
-        fingerprint=services.fingerprint,
-        context_radius=replies.context_sentences,
-    )
+    reply = _page_of(services, result)
     await query.answer()
     await _edit(query, reply)
 

@@ -7,6 +7,7 @@
 * :func:`accept` is the one way an update enters the bot: kept in the inbox first (before Telegram is told
   it arrived), then queued for handling; an ``update_id`` seen before is skipped.
 * :func:`replay` queues what the inbox still holds from the last run, before any new update.
+* :func:`stop_signals` routes SIGTERM and SIGINT to a service's ``stop`` while it runs.
 * :func:`drain` stops handling: it lets the updates in hand finish within the drain time, leaves the rest
   open in the inbox for the next start, and logs true counts.
 """
@@ -17,8 +18,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
 
 from telegram import Update
@@ -28,7 +30,7 @@ from telegram.ext import Application
 from bot.inbox import Inbox, Outcome
 from bot.processing import OrderedUpdateProcessor
 
-__all__ = ["accept", "drain", "replay", "when_reachable"]
+__all__ = ["accept", "drain", "replay", "stop_signals", "when_reachable"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,24 @@ async def drain(application: Application, inbox: Inbox | None, *, timeout: float
     logger.warning("stopped after %.1f s (delivery.drain_timeout): %d of %d update(s) in hand finished; "
                    "%d left in the inbox for the next start", time.monotonic() - started, finished,
                    in_hand, left)
+
+
+@contextlib.contextmanager
+def stop_signals(stop: Callable[[int], None], enabled: bool = True) -> Iterator[None]:
+    """While inside, SIGTERM and SIGINT call ``stop(signum)`` on the running loop (nothing if not
+    ``enabled``: tests run services without touching the process's signals)."""
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    handled = (signal.SIGTERM, signal.SIGINT)
+    for signum in handled:
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        yield
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
 
 
 def _finished(processor: OrderedUpdateProcessor | None) -> int:

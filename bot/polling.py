@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import signal
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from telegram.error import BadRequest, Conflict, InvalidToken, NetworkError
@@ -29,7 +28,7 @@ from telegram.ext import Application
 from bot.app import ALLOWED_UPDATES, build_application, setup_bot
 from bot.config import ConfigError, Settings
 from bot.inbox import Inbox
-from bot.lifecycle import accept, drain, replay, when_reachable
+from bot.lifecycle import accept, drain, replay, stop_signals, when_reachable
 from bot.systemd import notify
 
 if TYPE_CHECKING:
@@ -130,7 +129,7 @@ class PollingService:
         where = settings.telegram.base_url
         application = self.application
         try:
-            with _signals(self, handle_signals):
+            with stop_signals(self.stop, handle_signals):
                 async def initialize() -> bool:
                     await application.initialize()  # getMe
                     return True
@@ -168,22 +167,6 @@ class PollingService:
             notify("STOPPING=1")
             await drain(application, self.inbox, timeout=self.settings.delivery.drain_timeout,
                         force=self._force)
-
-
-@contextlib.contextmanager
-def _signals(service: PollingService, enabled: bool) -> Iterator[None]:
-    if not enabled:
-        yield
-        return
-    loop = asyncio.get_running_loop()
-    handled = (signal.SIGTERM, signal.SIGINT)
-    for signum in handled:
-        loop.add_signal_handler(signum, service.stop, signum)
-    try:
-        yield
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
 
 
 def run_polling(settings: Settings, index: SearchIndex, token: str) -> None:

@@ -63,7 +63,7 @@ from bot.app import ALLOWED_UPDATES, build_application, protect_token_in_logs, r
 from bot.config import ConfigError, Settings
 from bot.delivery import DeliveryLimiter
 from bot.inbox import Inbox
-from bot.lifecycle import accept, drain, replay, when_reachable
+from bot.lifecycle import accept, drain, replay, stop_signals, when_reachable
 from bot.metrics import CONTENT_TYPE, BotMetrics, MetricsRequest, TimedIndex
 from bot.processing import OrderedUpdateProcessor
 from bot.systemd import notify
@@ -210,7 +210,7 @@ class WebhookService:
     async def serve(self, *, handle_signals: bool = False) -> None:
         """Start, serve until asked to stop, then stop without losing an accepted update."""
         self._stop_requested, self._force = asyncio.Event(), asyncio.Event()
-        with self._signals(handle_signals), _bound_socket(self.settings) as sock:
+        with stop_signals(self.stop, handle_signals), _bound_socket(self.settings) as sock:
             self.port = sock.getsockname()[1]
             try:
                 await self._serve(sock)
@@ -320,21 +320,6 @@ class WebhookService:
         logger.info("webhook service ready: %s -> http://%s:%d%s (%d documents, %d sentences)",
                     webhook.url, webhook.listen, self.port, webhook.path,
                     self._stats.documents, self._stats.sentences)
-
-    @contextlib.contextmanager
-    def _signals(self, enabled: bool) -> Iterator[None]:
-        if not enabled:
-            yield
-            return
-        loop = asyncio.get_running_loop()
-        handled = (signal.SIGTERM, signal.SIGINT)
-        for signum in handled:
-            loop.add_signal_handler(signum, self.stop, signum)
-        try:
-            yield
-        finally:
-            for signum in handled:
-                loop.remove_signal_handler(signum)
 
     # ---------------------------------------------------------------- endpoints
 
