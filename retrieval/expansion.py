@@ -74,6 +74,8 @@ _MAX_FORM_TERMS = 4
 _TYPO_VOCABULARY = 50_000
 _TYPO_PREFIX = 5
 _MAX_TYPO_WORDS = 8  # unknown words looked up per question: a pasted paragraph must not cost seconds
+_MAX_SPLIT_WORDS = 8  # unknown words tried as two words run together, per question (the same reason)
+_MAX_JOINED_WORDS = 24  # question words whose neighbours are tried as one word
 _MIN_TYPO_CHARS = 4  # shorter words have too many neighbours one edit away to guess from
 
 
@@ -130,7 +132,7 @@ class QueryExpander:
                 extra[term] = WeightedTerm(term, weight, source, word)
 
         words = [text[t.start : t.end].casefold() for t in tokens]
-        typo_lookups = 0
+        typo_lookups = splits = 0
         for token, word in zip(tokens, words, strict=True):
             if not word.isalpha():
                 continue
@@ -144,7 +146,8 @@ class QueryExpander:
                 typo_lookups += 1
                 for term in self._typo_terms(word, token.term):
                     add(term, self.settings.typo_weight, TYPO, word)
-            if self.settings.compounds and token.term not in self._term_ids:
+            if self.settings.compounds and token.term not in self._term_ids and splits < _MAX_SPLIT_WORDS:
+                splits += 1
                 for term in self._split_terms(word):
                     add(term, self.settings.compound_weight, COMPOUND, word)
         if self.settings.compounds:
@@ -258,8 +261,9 @@ class QueryExpander:
         return best[1] if best else []
 
     def _joined_terms(self, text: str, analyzer: Analyzer) -> list[tuple[str, str]]:
-        """Adjacent question words that the corpus writes as one word ("peace keepers" -> "peacekeepers")."""
-        words = [w for w in analyzer.words(text) if w.term.isalpha()]
+        """Adjacent question words that the corpus writes as one word ("peace keepers" -> "peacekeepers");
+        among the first _MAX_JOINED_WORDS words only (a question is a few words, not a page)."""
+        words = [w for w in analyzer.words(text) if w.term.isalpha()][:_MAX_JOINED_WORDS]
         out: list[tuple[str, str]] = []
         for left, right in itertools.pairwise(words):
             if not text[left.end : right.start].strip(" -"):
