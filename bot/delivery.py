@@ -86,6 +86,18 @@ class DeliveryLimiter(BaseRateLimiter[None]):
         self._rng = rng or random.Random()
         self.counts: Counter[str] = Counter()
         self._failing_since: float | None = None
+        self._in_flight = 0
+        self._closing = False
+
+    @property
+    def in_flight(self) -> int:
+        """Answer calls sent and not yet answered by the Bot API."""
+        return self._in_flight
+
+    def close(self) -> None:
+        """Send nothing more: a call about to be made, or to be tried again, raises ``CancelledError``
+        (its update stays open in the inbox for the next start); calls already sent finish."""
+        self._closing = True
 
     def failing_for(self) -> float:
         """Seconds since answers started failing on the Bot API's side (0 while they get through)."""
@@ -113,6 +125,9 @@ class DeliveryLimiter(BaseRateLimiter[None]):
         backoff = FIRST_BACKOFF
         while True:
             await self._pace(chat)
+            if self._closing:
+                raise asyncio.CancelledError("the bot is stopping: this answer waits for the next start")
+            self._in_flight += 1
             try:
                 result = await callback(*args, **kwargs)
             except RetryAfter as error:
@@ -131,6 +146,8 @@ class DeliveryLimiter(BaseRateLimiter[None]):
             else:
                 self._failing_since = None
                 return result
+            finally:
+                self._in_flight -= 1
             if self._clock() + wait > deadline:
                 self.counts["given_up"] += 1
                 logger.error("%s failed for %.0f s, giving up on this answer: %s",

@@ -27,6 +27,7 @@ from telegram import Update
 from telegram.error import BadRequest, InvalidToken, NetworkError
 from telegram.ext import Application
 
+from bot.delivery import DeliveryLimiter
 from bot.inbox import Inbox, Outcome
 from bot.processing import OrderedUpdateProcessor
 
@@ -35,6 +36,7 @@ __all__ = ["accept", "drain", "replay", "stop_signals", "when_reachable"]
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+IN_FLIGHT_GRACE = 10.0  # seconds answers already sent get to arrive once the drain time is up
 FIRST_WAIT = 1.0  # seconds before trying the Bot API again at start-up; doubled each time
 MAX_WAIT = 60.0
 
@@ -119,6 +121,16 @@ async def drain(application: Application, inbox: Inbox | None, *, timeout: float
     if forced is not None:
         waits.add(forced)
     await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    limiter = application.bot.rate_limiter
+    if not stopping.done() and not (force and force.is_set()) and isinstance(limiter, DeliveryLimiter):
+        # Time is up: nothing more is sent, but answers already on their way get a moment to arrive
+        # (cancelled now, Telegram would likely deliver them anyway and the next start send them again).
+        limiter.close()
+        deadline = time.monotonic() + IN_FLIGHT_GRACE
+        while limiter.in_flight and not stopping.done() and time.monotonic() < deadline:
+            if force is not None and force.is_set():
+                break
+            await asyncio.wait({stopping}, timeout=0.05)
     if forced is not None:
         forced.cancel()
     finished = _finished(ordered) - finished_before

@@ -458,10 +458,11 @@ async def test_stopping_answers_every_update_that_got_200(tg, small_index):
 async def test_stopping_waits_only_so_long_and_keeps_the_rest_for_the_next_start(tg, small_index, caplog):
     settings = webhook_settings(tg)
     async with running_service(tg, small_index, settings=settings, drain_timeout=0.2) as service:
-        tg.delay_next("sendMessage", 1.2)
+        tg.outage(30)  # the answer is being retried, not on its way, when the drain time is up
         await post(tg, service, tg.make_message_update("harbour"))
         await tg.wait_for("sendMessage")
         started = time.monotonic()
+    tg.end_outage()
     assert time.monotonic() - started < 1.0
     assert any("0 of 1 update(s) in hand finished; 1 left in the inbox" in r.getMessage()
                for r in caplog.records if r.levelno == logging.WARNING)
@@ -470,6 +471,19 @@ async def test_stopping_waits_only_so_long_and_keeps_the_rest_for_the_next_start
     async with running_service(tg, small_index, settings=settings):
         await tg.wait_for_sent(USER, since=before, timeout=5)  # answered first thing on the next start
     assert Inbox.open(settings.inbox_path).depth() == 0
+
+
+async def test_an_answer_on_its_way_when_the_drain_time_is_up_may_still_arrive(tg, small_index, caplog):
+    settings = webhook_settings(tg)
+    async with running_service(tg, small_index, settings=settings, drain_timeout=0.2) as service:
+        tg.delay_next("sendMessage", 1.2)  # sent, and Telegram takes its time to answer
+        await post(tg, service, tg.make_message_update("harbour"))
+        await tg.wait_for("sendMessage")
+        started = time.monotonic()
+    assert 0.9 < time.monotonic() - started < 5
+    assert any("1 update(s) in hand, all 1 finished" in r.getMessage() for r in caplog.records)
+    assert Inbox.open(settings.inbox_path).counts() == {"answered": 1}  # not sent again after a restart
+    assert len(tg.sent_messages(USER)) == 1
 
 
 # -- the same bot in both modes ------------------------------------------------------------------------
