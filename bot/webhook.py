@@ -352,7 +352,7 @@ class WebhookService:
             return self._refuse(400, "malformed", "body is not a Telegram update")
         self.metrics.count_update(_update_kind(data))
         # In the inbox before the 200 (after which Telegram forgets it); handled after, by the Application.
-        await accept(self.application, self.inbox, update, json.dumps(data, ensure_ascii=False))
+        await accept(self.application, self.inbox, update, _as_text(body, data))
         return Response(status_code=200)
 
     def _refuse(self, status: int, reason: str, why: str) -> Response:
@@ -446,6 +446,14 @@ async def _read_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _as_text(body: bytes, data: Any) -> str:
+    """The update as Telegram sent it (UTF-8 JSON), for the inbox; re-encoded only if it was not UTF-8."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return json.dumps(data, ensure_ascii=False)
 
 
 def _looks_like_update(data: Any) -> bool:
