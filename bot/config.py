@@ -26,13 +26,14 @@ from typing import Any
 
 import yaml
 
+from retrieval.limits import ALGORITHMS, MAX_QUESTION_CHARS  # plain values: the engine is not loaded
+
 if typing.TYPE_CHECKING:  # retrieval is imported lazily: reading a config file should not load numpy
     from retrieval import IndexSettings
 
 DEFAULT_CONFIG_FILE = "config.yaml"
 
 _MODES = ("polling", "webhook")
-_ALGORITHMS = ("bm25okapi", "bm25l", "bm25plus")
 _LATE_POLICIES = ("note", "drop")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -75,7 +76,7 @@ class AnalysisConfig:
 
 @dataclass(frozen=True)
 class RankingConfig:
-    algorithm: str = _key("bm25okapi", choices=_ALGORITHMS)
+    algorithm: str = _key("bm25okapi", choices=ALGORITHMS)
     k1: float = _key(1.5, low=0)
     b: float = _key(0.75, low=0, high=1)
     epsilon: float = _key(0.25, low=0)
@@ -102,7 +103,7 @@ class RepliesConfig:
 @dataclass(frozen=True)
 class LimitsConfig:
     questions_per_minute: int = _key(20, low=0, high=10_000)  # 0 turns the limit off
-    max_question_chars: int = _key(1000, low=1, high=4096)
+    max_question_chars: int = _key(1000, low=1, high=MAX_QUESTION_CHARS)
 
 
 @dataclass(frozen=True)

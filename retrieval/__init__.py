@@ -15,33 +15,45 @@ spelling variants, word forms, typos, compounds) -> candidates (``index``: BM25;
 meaning) -> fuse (``fusion``) -> filter and page (``search``) -> hits with highlights (``highlight``).
 """
 
-from retrieval.cache import OpenedIndex, open_index, open_vectors
-from retrieval.corpus import Corpus, CorpusError, Document, Problem, load_corpus
-from retrieval.expansion import NO_EXPANSION, ExpansionSettings
-from retrieval.fusion import NO_SEMANTIC, SemanticSettings
-from retrieval.index import BM25Params
-from retrieval.search import ContextSentence, Hit, IndexSettings, IndexStats, SearchIndex, SearchResult
-from retrieval.semantic import VectorBuild
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Each public name and the module it lives in: imported on first use (PEP 562), so that a light module of
+# the package (``retrieval.limits``, ``retrieval.query``) can be read without loading numpy and the rest.
+_EXPORTS = {
+    "OpenedIndex": "cache", "open_index": "cache", "open_vectors": "cache",
+    "Corpus": "corpus", "CorpusError": "corpus", "Document": "corpus", "Problem": "corpus",
+    "load_corpus": "corpus",
+    "NO_EXPANSION": "expansion", "ExpansionSettings": "expansion",
+    "NO_SEMANTIC": "fusion", "SemanticSettings": "fusion",
+    "BM25Params": "index",
+    "ContextSentence": "search", "Hit": "search", "IndexSettings": "search", "IndexStats": "search",
+    "SearchIndex": "search", "SearchResult": "search",
+    "VectorBuild": "semantic",
+}  # fmt: skip
 
 __all__ = [
-    "NO_EXPANSION",
-    "NO_SEMANTIC",
-    "BM25Params",
-    "ContextSentence",
-    "Corpus",
-    "CorpusError",
-    "Document",
-    "ExpansionSettings",
-    "Hit",
-    "IndexSettings",
-    "IndexStats",
-    "OpenedIndex",
-    "Problem",
-    "SearchIndex",
-    "SearchResult",
-    "SemanticSettings",
-    "VectorBuild",
-    "load_corpus",
-    "open_index",
-    "open_vectors",
-]
+    "NO_EXPANSION", "NO_SEMANTIC", "BM25Params", "ContextSentence", "Corpus", "CorpusError", "Document",
+    "ExpansionSettings", "Hit", "IndexSettings", "IndexStats", "OpenedIndex", "Problem", "SearchIndex",
+    "SearchResult", "SemanticSettings", "VectorBuild", "load_corpus", "open_index", "open_vectors",
+]  # fmt: skip
+
+if TYPE_CHECKING:
+    from retrieval.cache import OpenedIndex, open_index, open_vectors
+    from retrieval.corpus import Corpus, CorpusError, Document, Problem, load_corpus
+    from retrieval.expansion import NO_EXPANSION, ExpansionSettings
+    from retrieval.fusion import NO_SEMANTIC, SemanticSettings
+    from retrieval.index import BM25Params
+    from retrieval.search import ContextSentence, Hit, IndexSettings, IndexStats, SearchIndex, SearchResult
+    from retrieval.semantic import VectorBuild
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'retrieval' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"retrieval.{module}"), name)
+    globals()[name] = value  # once is enough
+    return value

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ALGORITHMS = ("bm25okapi", "bm25l", "bm25plus")
+from retrieval.limits import ALGORITHMS
+
 MIN_COVERAGE_WEIGHT = 0.01
 _DEFAULT_DELTA = {"bm25okapi": 0.0, "bm25l": 0.5, "bm25plus": 1.0}
 

@@ -34,6 +34,7 @@ from retrieval.expansion import (
 from retrieval.fusion import Neighbourhood, SemanticSettings, fuse
 from retrieval.highlight import highlight_spans, phrase_positions
 from retrieval.index import MIN_COVERAGE_WEIGHT, BM25Params, InvertedIndex, top_k
+from retrieval.limits import MAX_QUESTION_CHARS
 from retrieval.query import Query, QueryError, parse_query
 from retrieval.semantic import Encoder, VectorBuild
 from retrieval.sentences import MAX_SENTENCE_CHARS, SPLITTER_VERSION
@@ -139,7 +140,6 @@ class IndexSettings:
 
 
 STORE_FORMAT = "corpus-bot-index-1"
-MAX_QUESTION_CHARS = 4096
 _DATE_ORDER_FALLBACK = 50  # with no sentence holding every word, the best this many in date order
 QUESTION_VECTORS = 4096  # embeddings of the latest distinct questions kept (1.5 KiB each)
 _EXAMPLE_SAMPLE = 20_000  # sentences read to find example questions

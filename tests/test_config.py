@@ -205,3 +205,33 @@ def test_config_and_analyzer_agree_on_every_language(tmp_path):
             config_ok = True
         assert config_ok == analyzer_ok, language
         load_settings(write(tmp_path, f"analysis: {{language: {language}, stop_words: false}}"))
+
+
+def test_reading_settings_does_not_load_the_engine():
+    import subprocess
+    import sys
+
+    code = ("import sys; from bot.config import load_settings; load_settings(None); "
+            "print('numpy' in sys.modules, 'retrieval.search' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert done.stdout.split() == ["False", "False"]
+
+
+def test_the_settings_check_against_the_engines_own_values():
+    import dataclasses
+
+    import retrieval
+    from bot.config import LimitsConfig, RankingConfig
+    from retrieval.index import BM25Params
+    from retrieval.search import MAX_QUESTION_CHARS
+
+    fields = {f.name: f for f in dataclasses.fields(RankingConfig)}
+    with pytest.raises(ValueError, match="unknown ranking algorithm"):
+        BM25Params(algorithm="bm25x")
+    for algorithm in fields["algorithm"].metadata["choices"]:
+        BM25Params(algorithm=algorithm)  # every choice the config allows, the engine implements
+    limit = {f.name: f for f in dataclasses.fields(LimitsConfig)}["max_question_chars"]
+    assert limit.metadata["max"] == MAX_QUESTION_CHARS
+    assert set(retrieval.__all__) == set(retrieval._EXPORTS)
+    assert all(getattr(retrieval, name) is not None for name in retrieval.__all__)
