@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings, read_token
 from bot.inbox import InboxError
+from bot.wording import counted, format_date
 from retrieval import CorpusError, Hit, OpenedIndex, SearchResult, open_index, open_vectors
 from retrieval.timeline import Timeline
 
@@ -252,7 +253,7 @@ def _format_timeline(timeline: Timeline) -> str:
         if not series.total:
             out.append(f"{series.question}: no sentence holds all of its words")
             continue
-        line = f"{series.question}: {series.total:,} sentences"
+        line = f"{series.question}: {counted(series.total, 'sentence')}"
         if series.first and series.last:
             line += f", first {series.first}, last {series.last}"
         if series.busiest is not None:
@@ -341,11 +342,11 @@ def _format_result(result: SearchResult, *, bold: bool) -> str:
     for word, options in result.suggestions.items():
         lines.append(f"  did you mean {' or '.join(options)} (for “{word}”)?")
     for rank, hit in enumerate(result.hits, start=1):
-        date = hit.date.isoformat() if hit.date else "date unknown"
-        lines.append(f"{rank}. {date} · {hit.title}  [{hit.doc}, score {_shown_score(hit):.2f}]")
+        line = f"{rank}. {format_date(hit.date)} · {hit.title}  [{hit.doc}, score {_shown_score(hit):.2f}]"
+        lines.append(line)
         lines.append(f"   {_emphasise(hit, bold)}")
         if hit.duplicates:
-            lines.append(f"   (also in {hit.duplicates} other place{'s' if hit.duplicates > 1 else ''})")
+            lines.append(f"   (also in {counted(hit.duplicates, 'other place')})")
     return "\n".join(lines)
 
 

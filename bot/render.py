@@ -32,6 +32,7 @@ from telegram import (
 from telegram.constants import InlineQueryLimit, MessageLimit, ParseMode
 
 from bot.callbacks import ContextButton, encode_context, encode_page, encode_question, encode_timeline
+from bot.wording import counted, format_date
 from retrieval.timeline import Timeline, period_filter, period_label
 
 if TYPE_CHECKING:  # only the shapes of retrieval's results are needed here
@@ -305,8 +306,6 @@ def _cut_tail(value: str, limit: int) -> Fragment:
 # -- pieces shared by replies --------------------------------------------------------------------------
 
 
-def format_date(date: dt.date | None) -> str:
-    return date.isoformat() if date else "date unknown"
 
 
 def _hit_header(number: int | None, hit: Hit) -> Fragment:
@@ -315,8 +314,7 @@ def _hit_header(number: int | None, hit: Hit) -> Fragment:
     parts.append(text(f"📅 {format_date(hit.date)} · "))
     parts.append(link(hit.url, italic(shorten(hit.title, _TITLE_CHARS) or "untitled")))
     if hit.duplicates:
-        other = "place" if hit.duplicates == 1 else "places"
-        parts.append(text(f" (also in {hit.duplicates} other {other})"))
+        parts.append(text(f" (also in {counted(hit.duplicates, 'other place')})"))
     return join(parts)
 
 
@@ -575,17 +573,13 @@ def _date_range(stats: IndexStats) -> str:
     return span
 
 
-def _documents(count: int) -> str:
-    return f"{count:,} document" + ("" if count == 1 else "s")
-
-
 def render_welcome(stats: IndexStats, examples: Sequence[str], bot_username: str, *, group: bool) -> str:
     how = (
         f"Ask with /ask your question, or mention @{bot_username} with it."
         if group
         else "Send me a question in a few words"
     )
-    intro = text("👋 Hi! I answer questions with quotes from ") + bold(_documents(stats.documents))
+    intro = text("👋 Hi! I answer questions with quotes from ") + bold(counted(stats.documents, "document"))
     intro += text(f" ({_date_range(stats)}).")
     parts = [intro, EMPTY]
     if examples:
@@ -687,7 +681,7 @@ def render_timeline(timeline: Timeline, questions: Sequence[str]) -> Reply:
         if not series.total:
             parts.append(topic + text(": no sentence holds all of its words"))
             continue
-        line = topic + text(f": {series.total:,} {'sentence' if series.total == 1 else 'sentences'}")
+        line = topic + text(f": {counted(series.total, 'sentence')}")
         if series.first and series.last:
             line += text(f", first {format_date(series.first)}, last {format_date(series.last)}")
         busiest = series.busiest
