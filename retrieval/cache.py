@@ -12,16 +12,12 @@ folder is moved aside first; only a valid entry written meanwhile by another pro
 
 Checksums: ``meta.json`` records the size and CRC-32 of every ``.npy`` file and ends with a CRC-32 of its own
 text. Every load checks ``meta.json``, every file's size and, in full, every file up to ``VERIFY_BYTES``
-(the vocabulary, the postings offsets and the per-sentence arrays: 30 MB at 1M sentences); the larger files
-(postings, term frequencies, weights, the text blob: 191 MB of the 222 MB entry at 1M sentences) are checked
-by size only unless ``open_index(..., verify=True)``. Measured at 1M sentences (990,745; 2 cores, files in
-the page cache / evicted with ``posix_fadvise``): the default checks take ~55-70 ms warm, ~95-150 ms cold,
-of a ~300-400 ms load (~200-300 ms before checksums; the machine is noisy); checking the large files adds
-~100-150 ms warm and ~200 ms cold on this machine's disk (estimated ~1 s at 200 MB/s), a load of ~450-530 ms
-warm, ~650-820 ms cold, and it pulls 191 MB into the page cache that a load otherwise pages in only as
-questions touch it. CRC-32 (zlib) rather than BLAKE2b: the checksum sits beside the data, so it can only
-catch accidents (torn writes, flipped bits, a file cut short), never tampering, and for accidents a 32-bit
-CRC suffices and runs ~5x faster here (~3.5 GB/s against ~0.65 GB/s for BLAKE2b, ~1.2 GB/s for SHA-256).
+(the vocabulary, the postings offsets and the per-sentence arrays); the large files (postings, term
+frequencies, weights, the text blob: most of an entry) are checked by size only unless
+``open_index(..., verify=True)``, which also pulls them into the page cache (the README's benchmarks give
+the costs). CRC-32 rather than a cryptographic hash: the checksum sits beside the data, so it can only
+catch accidents (torn writes, flipped bits, a file cut short), never tampering, and for that a 32-bit CRC
+suffices and is several times faster.
 Weights computed later (other ranking settings) keep their size and CRC-32 in a ``weights-*.json`` beside
 them; weights that fail their check are computed again rather than rebuilding the entry.
 
