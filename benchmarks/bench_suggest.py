@@ -23,12 +23,9 @@ Target (issue 10): a question with misspelled words, the worst included, within 
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -36,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from bench_index import machine_line, make_queries  # noqa: E402
-from bench_latency import corpus_for, misspell  # noqa: E402
+from bench_latency import misspell  # noqa: E402
+from bench_timeline import one_core_on_a_generated_corpus  # noqa: E402
 
 from retrieval import NO_EXPANSION, NO_SEMANTIC, IndexSettings, open_index  # noqa: E402
 
@@ -79,19 +77,8 @@ def timings(index, questions: list[str]) -> list[float]:  # type: ignore[no-unty
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=1_000_000)
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-timeline"))
-    parser.add_argument("--core", type=int, default=0)
-    args = parser.parse_args(argv)
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {args.core})
-    _, _, folder, vocabulary = corpus_for(args.size, SimpleNamespace(timeout=3600), args.workdir)
-    loaded = np.load(vocabulary)
-    words = bytes(loaded["words"]).decode().split("\n")
-    sets = question_sets(words, loaded["counts"], args.queries)
+    args, folder, words, counts = one_core_on_a_generated_corpus(__doc__.splitlines()[0], argv)
+    sets = question_sets(words, counts, args.queries)
     cache = args.workdir / f"cache-{args.size}"
     with_typos = open_index(folder, IndexSettings(semantic=NO_SEMANTIC), cache).index
     reference = open_index(folder, IndexSettings(semantic=NO_SEMANTIC, expansion=NO_EXPANSION), cache).index

@@ -58,8 +58,12 @@ def row(name: str, values: list[float]) -> str:
             f"{percentile(values, 99):.1f} | {max(values):.1f} |")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def one_core_on_a_generated_corpus(
+    description: str, argv: list[str] | None
+) -> tuple[argparse.Namespace, Path, list[str], np.ndarray]:
+    """The options shared with ``bench_suggest``, this process pinned to ``--core``, and
+    ``bench_latency``'s generated corpus of ``--size`` sentences: (options, folder, words, counts)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size", type=int, default=1_000_000, help="sentences (default 1,000,000)")
     parser.add_argument("--queries", type=int, default=200, help="questions timed (default 200)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/bench-timeline"))
@@ -68,11 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.core})
-
     _, _, folder, vocabulary = corpus_for(args.size, SimpleNamespace(timeout=3600), args.workdir)
     loaded = np.load(vocabulary)
-    words = bytes(loaded["words"]).decode().split("\n")
-    questions = [q["text"] for q in make_mix(words, loaded["counts"], folder, args.queries)]
+    return args, folder, bytes(loaded["words"]).decode().split("\n"), loaded["counts"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, folder, words, counts = one_core_on_a_generated_corpus(__doc__.splitlines()[0], argv)
+    questions = [q["text"] for q in make_mix(words, counts, folder, args.queries)]
     started = time.perf_counter()
     opened = open_index(folder, IndexSettings(semantic=NO_SEMANTIC), args.workdir / f"cache-{args.size}")
     index = opened.index
