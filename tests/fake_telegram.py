@@ -2726,33 +2726,38 @@ class FakeTelegram:
         chat = self._resolve_chat(params)
         text, entities = self._message_text(params)
         markup = self._check_reply_markup(params.get("reply_markup"))
-        replied = self._resolve_reply(params, chat)
-        content: dict[str, Any] = {}
-        if params.get("message_thread_id") is not None:
-            content["message_thread_id"] = params["message_thread_id"]
-        if replied is not None:
-            content["reply_to_message"] = replied
+        content = self._reply_context(params, chat)
         content["text"] = text
         if entities:
             content["entities"] = entities
         if markup is not None:
             content["reply_markup"] = markup
-        sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
-        message = self._store_message(chat, sender, content)
-        self._sent.append(copy.deepcopy(message))
+        message = self._send_as_bot(chat, content)
         return copy.deepcopy(message)
 
-    def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
-        chat = self._resolve_chat(params)
-        caption, entities = self._caption(params)
-        markup = self._check_reply_markup(params.get("reply_markup"))
+    def _reply_context(self, params: dict[str, Any], chat: dict[str, Any]) -> dict[str, Any]:
+        """The start of a sent message's content: its thread and the message it replies to, if any."""
         replied = self._resolve_reply(params, chat)
-        sizes, upload = self._photo(params)
         content: dict[str, Any] = {}
         if params.get("message_thread_id") is not None:
             content["message_thread_id"] = params["message_thread_id"]
         if replied is not None:
             content["reply_to_message"] = replied
+        return content
+
+    def _send_as_bot(self, chat: dict[str, Any], content: dict[str, Any]) -> dict[str, Any]:
+        """Store ``content`` as a message the bot sent to ``chat`` and record it as sent."""
+        sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
+        message = self._store_message(chat, sender, content)
+        self._sent.append(copy.deepcopy(message))
+        return message
+
+    def _send_photo(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat = self._resolve_chat(params)
+        caption, entities = self._caption(params)
+        markup = self._check_reply_markup(params.get("reply_markup"))
+        content = self._reply_context(params, chat)
+        sizes, upload = self._photo(params)
         content["photo"] = sizes
         if caption:
             content["caption"] = caption
@@ -2764,9 +2769,7 @@ class FakeTelegram:
             content["has_media_spoiler"] = True
         if markup is not None:
             content["reply_markup"] = markup
-        sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
-        message = self._store_message(chat, sender, content)
-        self._sent.append(copy.deepcopy(message))
+        message = self._send_as_bot(chat, content)
         self._photos.append({"message": copy.deepcopy(message), **upload})
         return copy.deepcopy(message)
 

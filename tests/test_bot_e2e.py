@@ -784,13 +784,18 @@ async def test_a_corrupt_inbox_is_set_aside_and_the_bot_starts(tg, small_index, 
 # -- the real run_polling ------------------------------------------------------------------------------
 
 
+def _polling_setup(config: Path, tmp_path: Path, tg: FakeTelegram) -> dict[str, str]:
+    """A config for ``corpus-bot run`` on the shipped corpus against ``tg``, and its environment."""
+    config.write_text(f"corpus: {{path: {REPO / 'corpus'}}}\nindex: {{cache_dir: {tmp_path / 'cache'}}}\n"
+                      f"telegram: {{base_url: '{tg.api_url}'}}\n", encoding="utf-8")
+    return {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN}
+
+
 @pytest.mark.slow
 def test_corpus_bot_run_polls_answers_and_stops_cleanly_on_sigterm(tmp_path):
     config = tmp_path / "config.yaml"
     with FakeTelegram(token=TOKEN) as tg:
-        config.write_text(f"corpus: {{path: {REPO / 'corpus'}}}\nindex: {{cache_dir: {tmp_path / 'cache'}}}\n"
-                          f"telegram: {{base_url: '{tg.api_url}'}}\n", encoding="utf-8")
-        env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN}
+        env = _polling_setup(config, tmp_path, tg)
         with corpus_bot_run("--config", str(config), env=env) as process:
             tg.wait_for_blocking("getUpdates", timeout=20)
             tg.message("basic research", user_id=USER)
@@ -812,9 +817,7 @@ def test_a_bot_killed_with_sigkill_answers_after_its_restart(tmp_path):
     """A real ``kill -9`` while answers cannot get through: nothing is lost, nothing is answered twice."""
     config = tmp_path / "config.yaml"
     with FakeTelegram(token=TOKEN) as tg:
-        config.write_text(f"corpus: {{path: {REPO / 'corpus'}}}\nindex: {{cache_dir: {tmp_path / 'cache'}}}\n"
-                          f"telegram: {{base_url: '{tg.api_url}'}}\n", encoding="utf-8")
-        env = {**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN}
+        env = _polling_setup(config, tmp_path, tg)
         questions = ["basic research", "science policy", "national laboratories"]
         with corpus_bot_run("--config", str(config), env=env) as process:
             tg.wait_for_blocking("getUpdates", timeout=60)
