@@ -168,10 +168,8 @@ def _assemble(
     blob = TextBlob(b"".join(encoded))
     del encoded
     sentence_doc = _concat([r.doc for r in results], np.int32)
-    _, group, group_size = np.unique(
-        _concat([r.text_hash for r in results], np.uint64), return_inverse=True, return_counts=True
-    )
-    group = group.astype(np.int32).reshape(-1)
+    hashes = _concat([r.text_hash for r in results], np.uint64)
+    group, group_size = duplicate_groups(hashes)
     counts = np.bincount(sentence_doc, minlength=len(documents))
     firsts = np.concatenate([[0], np.cumsum(counts)[:-1]]) if len(documents) else np.zeros(0, np.int64)
     infos = [
@@ -186,8 +184,15 @@ def _assemble(
         _concat([r.paragraph for r in results], np.int32),
         group,
         (group_size[group] - 1).astype(np.int32),
+        hashes,
     )
     return store, inverted
+
+
+def duplicate_groups(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each sentence's group of equal texts (int32), and each group's size."""
+    _, group, group_size = np.unique(hashes, return_inverse=True, return_counts=True)
+    return group.astype(np.int32).reshape(-1), group_size
 
 
 def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:

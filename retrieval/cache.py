@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.build import Progress
+from retrieval.build import Progress, text_hash
 from retrieval.corpus import CorpusError, Problem, list_corpus_files, load_corpus
 from retrieval.index import BM25Params, InvertedIndex, bm25_weights
 from retrieval.search import STORE_FORMAT, IndexSettings, SearchIndex
@@ -71,6 +71,8 @@ _ARRAYS = (
     "indptr", "sentence_ids", "tf", "lengths", "vocabulary",
     "blob", "offsets", "sentence_doc", "sentence_paragraph", "duplicate_group", "duplicate_count",
 )  # fmt: skip
+# Written since segments came, not required of older entries (a composed index computes them then).
+_OPTIONAL_ARRAYS = ("text_hash",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +216,7 @@ def write_entry(
         "sentence_paragraph": store.sentence_paragraph,
         "duplicate_group": store.duplicate_group,
         "duplicate_count": store.duplicate_count,
+        "text_hash": _text_hashes(store),
         _weights_name(index.settings.ranking): inverted.weights,
     }
     entry.parent.mkdir(parents=True, exist_ok=True)
@@ -243,6 +246,12 @@ def write_entry(
     finally:
         if temporary.exists():
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _text_hashes(store: SentenceStore) -> np.ndarray:
+    if store.text_hash is not None:
+        return store.text_hash
+    return np.fromiter((text_hash(store.text(i)) for i in range(len(store))), np.uint64, count=len(store))
 
 
 def _install(temporary: Path, entry: Path, fingerprints: tuple[str, str], *, replace: bool) -> None:
@@ -426,7 +435,7 @@ def read_entry(entry: Path, settings: IndexSettings, *, verify: bool = False) ->
 
 def _load(entry: Path, settings: IndexSettings, meta: dict, *, verify: bool) -> SearchIndex:
     arrays = {}
-    for name in _ARRAYS:
+    for name in (*_ARRAYS, *(n for n in _OPTIONAL_ARRAYS if n in meta["shapes"])):
         if name == "blob":
             continue  # read on demand, see TextBlob
         array = np.load(entry / f"{name}.npy", mmap_mode="r", allow_pickle=False)
@@ -458,6 +467,7 @@ def _load(entry: Path, settings: IndexSettings, meta: dict, *, verify: bool) -> 
         np.asarray(arrays["sentence_paragraph"]),
         np.asarray(arrays["duplicate_group"]),
         np.asarray(arrays["duplicate_count"]),
+        np.asarray(arrays["text_hash"]) if "text_hash" in arrays else None,
     )
     return SearchIndex(inverted, store, settings, fingerprint=meta["index_fingerprint"])
 

@@ -195,6 +195,16 @@ class QueryExpander:
         if self._spelling:
             self._spelling_terms("colour")
 
+    def adopt(self, previous: QueryExpander) -> None:
+        """Use the typo index ``previous`` built, if any, rather than building one: for an index that is
+        the previous one plus or minus a few documents, it differs in words too rare to matter. A
+        correction it offers is still only used when this index has the term (see ``expand``)."""
+        if previous.settings == self.settings and previous._symspell is not None:
+            with self._symspell_lock:
+                if self._symspell is None:
+                    self._symspell = previous._symspell
+                    self._typo_targets = previous._typo_targets
+
     def _rare(self, term: str) -> bool:
         term_id = self._term_ids.get(term)
         return term_id is None or int(self._df[term_id]) <= _RARE_DF

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from retrieval.semantic import Encoder, VectorBuild
 from retrieval.sentences import MAX_SENTENCE_CHARS, SPLITTER_VERSION
 from retrieval.store import UNKNOWN_DATE, SentenceStore
 from retrieval.timeline import Granularity, Series, Timeline, choose_granularity, count_per_period
+
+if TYPE_CHECKING:
+    from retrieval.compose import ComposedVectorBuild, Composition
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +187,8 @@ class SearchIndex:
         self._analyzer = settings.analysis_config().analyzer()
         if inverted.params != settings.ranking:
             inverted.set_params(settings.ranking)
-        self._vector_build: VectorBuild | None = None
+        self._vector_build: VectorBuild | ComposedVectorBuild | None = None
+        self.composition: Composition | None = None  # set by ``compose`` for an index of several segments
         self._question_vector: Callable[[str], np.ndarray] = lambda text: np.zeros(0, np.float32)
         self._titles: InvertedIndex | None = None  # the documents' titles, indexed on first use
         self._cjk_pair_map: dict[str, list[str]] | None = None  # CJK character -> indexed pairs holding it
@@ -295,6 +300,27 @@ class SearchIndex:
                 words.append(surface)
         return words[:n]
 
+    def sentence_key(self, sentence_id: int) -> tuple[str, int]:
+        """An address of the sentence that outlives this index: (its segment's fingerprint, its id in the
+        segment). An index of one segment is its own segment."""
+        self._check_id(sentence_id)
+        if self.composition is None:
+            return self.fingerprint, sentence_id
+        return self.composition.origin(sentence_id)
+
+    def find_sentence(self, segment: str, local_id: int) -> int | None:
+        """The id here of the sentence :meth:`sentence_key` gave as (``segment``, ``local_id``), maybe by
+        an earlier index of the same corpus; None when that sentence is no longer in the index."""
+        if self.composition is None:
+            ok = segment == self.fingerprint and 0 <= local_id < len(self._store)
+            return local_id if ok else None
+        return self.composition.locate(segment, local_id)
+
+    def adopt_warm_state(self, previous: SearchIndex) -> None:
+        """Take over what ``previous`` (an index of nearly the same corpus) built on first use and this
+        one would otherwise build again: the typo index (seconds at a million sentences)."""
+        self._expander.adopt(previous._expander)
+
     def warm_up(self) -> None:
         """Build now what the first questions would otherwise wait for: the typo index over the vocabulary
         (5-9 s at a million sentences on one core), the word-form lexicon and the title index.
@@ -304,16 +330,24 @@ class SearchIndex:
 
     # -- meaning ------------------------------------------------------------------------------------------
 
-    def vector_build(self, encoder: Encoder, cache_dir: str | Path | None) -> VectorBuild:
+    def vector_build(
+        self, encoder: Encoder, cache_dir: str | Path | None
+    ) -> VectorBuild | ComposedVectorBuild:
         """The sentence embeddings of this index by ``encoder``: loaded from ``cache_dir`` when they are
         there, else to be made by the returned build's ``run()`` (slow: minutes per 10k sentences; run it
-        off the event loop). Searches use them once attached with :meth:`attach_vectors`."""
+        off the event loop). Searches use them once attached with :meth:`attach_vectors`. A composed
+        index's are its segments' own: only a segment never embedded before has to be."""
+        if self.composition is not None:
+            from retrieval.compose import ComposedVectorBuild
+
+            builds = [p.index.vector_build(encoder, cache_dir) for p in self.composition.parts]
+            return ComposedVectorBuild(builds, self.composition)
         return VectorBuild(
             encoder, self._store.text, len(self._store), self.fingerprint,
             Path(cache_dir) if cache_dir else None,
         )
 
-    def attach_vectors(self, build: VectorBuild) -> None:
+    def attach_vectors(self, build: VectorBuild | ComposedVectorBuild) -> None:
         """Rank by meaning too, as soon as ``build`` is complete (until then, BM25 alone). Thread-safe."""
         if build.total != len(self._store):
             raise ValueError("these embeddings belong to another index")
@@ -967,7 +1001,8 @@ class SearchIndex:
         if not found:
             return np.zeros(0, np.int64), scanned
         starts = np.asarray(found, dtype=np.int64)
-        return np.unique(self._store.sentence_at_byte(starts)), scanned
+        found_ids = np.unique(self._store.sentence_at_byte(starts))
+        return found_ids[found_ids >= 0], scanned
 
     def _count_distinct(self, ids: np.ndarray) -> int:
         """Distinct sentence texts among ``ids``: only the few sentences said elsewhere too need a look."""

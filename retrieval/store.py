@@ -92,22 +92,61 @@ class TextBlob:
             os.close(self._fd)  # type: ignore[arg-type]
 
 
+class JoinedBlob:
+    """Several segments' blobs read as one: byte ``starts[i]`` of the whole is byte 0 of ``parts[i]``.
+
+    A composed index keeps each segment's text where it lies (in its cache entry) rather than copying it
+    into one new blob; a read inside one part costs what it costs there."""
+
+    def __init__(self, parts: list[TextBlob]) -> None:
+        self.parts = parts
+        self.starts = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([p.size for p in parts], out=self.starts[1:])
+        self.size = int(self.starts[-1])
+
+    def read(self, start: int, end: int) -> bytes:
+        first = int(np.searchsorted(self.starts, start, side="right")) - 1
+        pieces = []
+        for i in range(max(first, 0), len(self.parts)):
+            lo, hi = int(self.starts[i]), int(self.starts[i + 1])
+            if lo >= end:
+                break
+            pieces.append(self.parts[i].read(max(start, lo) - lo, min(end, hi) - lo))
+        return b"".join(pieces)
+
+    def all(self) -> bytes:
+        return self.read(0, self.size)
+
+    def as_array(self) -> np.ndarray:
+        return np.frombuffer(self.all(), dtype=np.uint8)
+
+
+Blob = TextBlob | JoinedBlob
+
+
 class SentenceStore:
     """Sentences in document order: sentence ``i`` of document ``d`` has id ``d.first_sentence + i``."""
 
     def __init__(
         self,
         documents: list[DocumentInfo],
-        blob: TextBlob,
+        blob: Blob,
         offsets: np.ndarray,
         sentence_doc: np.ndarray,
         sentence_paragraph: np.ndarray,
         duplicate_group: np.ndarray,
         duplicate_count: np.ndarray,
+        text_hash: np.ndarray | None = None,
+        ends: np.ndarray | None = None,
     ) -> None:
+        """``ends`` (byte offsets where each sentence's text ends) is given when the texts do not lie back
+        to back in ``blob`` (a composed index leaves out the bytes of documents removed since); without
+        it, a sentence ends where the next begins."""
         self.documents = documents
         self.blob = blob
         self.offsets = np.asarray(offsets, dtype=np.int64)  # n + 1 byte offsets into blob; read per quote
+        self.ends = self.offsets[1:] if ends is None else np.asarray(ends, dtype=np.int64)
+        self.text_hash = text_hash  # uint64 per sentence (see ``build.text_hash``), when known
         self.sentence_doc = sentence_doc  # int32 per sentence
         self.sentence_paragraph = sentence_paragraph  # int32 per sentence
         self.duplicate_group = duplicate_group  # int32 per sentence: equal texts share a group
@@ -120,7 +159,7 @@ class SentenceStore:
         return int(self.sentence_doc.shape[0])
 
     def text(self, sentence_id: int) -> str:
-        start, end = self.offsets[sentence_id : sentence_id + 2].tolist()
+        start, end = int(self.offsets[sentence_id]), int(self.ends[sentence_id])
         return self.blob.read(start, end).decode("utf-8")
 
     def document_of(self, sentence_id: int) -> DocumentInfo:
@@ -137,4 +176,8 @@ class SentenceStore:
         return self.doc_dates[self.sentence_doc[sentence_ids]]
 
     def sentence_at_byte(self, byte_offsets: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.offsets, byte_offsets, side="right") - 1
+        """The sentence holding each byte of the blob; -1 for a byte of no sentence (a removed document's)."""
+        found = np.searchsorted(self.offsets[:-1], byte_offsets, side="right") - 1
+        inside = found >= 0
+        inside[inside] = np.asarray(byte_offsets)[inside] < self.ends[found[inside]]
+        return np.where(inside, found, -1)
