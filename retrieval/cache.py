@@ -537,23 +537,32 @@ def prune(
     *,
     keep: Path | None = None,
     keep_fingerprint: str | None = None,
+    keep_entries: set[str] | frozenset[str] = frozenset(),
     max_entries: int = CACHE_MAX_ENTRIES,
     max_bytes: int = CACHE_MAX_BYTES,
 ) -> None:
-    """Keep ``cache_dir`` in bounds; never fails the caller. Evicts, least recently used first, the entries
+    """Keep ``cache_dir`` in bounds; never fails the caller. The segments of a live index (named in
+    ``keep_entries``, or by any ``live-*.json`` manifest in the folder) are kept, with their embeddings,
+    whatever their number and size. Evicts, least recently used first, the entries
     (with their embeddings) beyond ``max_entries`` or ``max_bytes``, and entries superseded by ``keep`` (the
     same corpus folder and settings, older files); keeps ``keep``, and the entries and embeddings of
     ``keep_fingerprint``, whatever their size. Also drops temporary folders and orphan embeddings (of no
     entry) untouched for ``TEMPORARY_MAX_AGE``. Deletes nothing this code did not make."""
     try:
-        _prune(Path(cache_dir), keep, keep_fingerprint, max_entries, max_bytes)
+        _prune(Path(cache_dir), keep, keep_fingerprint, set(keep_entries), max_entries, max_bytes)
     except Exception as error:  # housekeeping: a failure must not stop the bot
         log.warning("could not clean the index cache %s up: %s", cache_dir, _one_line(error))
 
 
 def _prune(
-    folder: Path, keep: Path | None, keep_fingerprint: str | None, max_entries: int, max_bytes: int
+    folder: Path,
+    keep: Path | None,
+    keep_fingerprint: str | None,
+    keep_entries: set[str],
+    max_entries: int,
+    max_bytes: int,
 ) -> None:
+    keep_entries = keep_entries | _live_segments(folder)
     entries: dict[Path, dict] = {}
     vectors: list[Path] = []
     for other in _list(folder):
@@ -582,8 +591,14 @@ def _prune(
         if orphan not in claimed:
             units.append(_Unit(None, None, [orphan], _tree_bytes(orphan), _used(orphan)))
 
+    live_fingerprints = {
+        u.fingerprint for u in units if u.entry is not None and u.entry.name in keep_entries and u.fingerprint
+    }
+
     def protected(unit: _Unit) -> bool:
-        if unit.entry is not None and unit.entry == keep:
+        if unit.entry is not None and (unit.entry == keep or unit.entry.name in keep_entries):
+            return True
+        if unit.fingerprint is not None and unit.fingerprint in live_fingerprints:
             return True
         if keep_fingerprint is not None and (
             unit.fingerprint == keep_fingerprint
@@ -619,6 +634,7 @@ def _prune(
             count += unit.entry is not None
             total += unit.size
     kept_fingerprints = {u.fingerprint for u in kept if u.fingerprint} | {keep_fingerprint}
+    kept_fingerprints |= live_fingerprints
     for unit in evicted:
         if unit.entry is not None:
             log.info("evicting the index cache entry %s", unit.entry)
@@ -626,6 +642,18 @@ def _prune(
         for v in unit.vectors:
             if not any(fp and v.name.startswith(f"vectors-{fp}-") for fp in kept_fingerprints):
                 _remove(v)
+
+
+def _live_segments(folder: Path) -> set[str]:
+    """The entries named as segments by the live-index manifests in ``folder`` (see ``retrieval.live``)."""
+    names: set[str] = set()
+    for manifest in folder.glob("live-*.json"):
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            names.update(str(s["entry"]) for s in data["segments"] if s.get("entry"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            continue  # an unreadable manifest protects nothing; its index compares the folder afresh
+    return names
 
 
 def _own_meta(entry: Path) -> dict | None:

@@ -17,16 +17,20 @@ made before an update carries.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from retrieval.build import duplicate_groups, text_hash
 from retrieval.index import InvertedIndex
-from retrieval.semantic import DenseScores, SentenceVectors, VectorBuild
-from retrieval.store import DocumentInfo, JoinedBlob, SentenceStore
+from retrieval.semantic import _FORMAT as VECTORS_FORMAT
+from retrieval.semantic import DenseScores, SentenceVectors, VectorBuild, vectors_folder
+from retrieval.store import DocumentInfo, JoinedBlob, SentenceStore, TextBlob
 
 if TYPE_CHECKING:
     from retrieval.search import IndexSettings, SearchIndex
@@ -183,59 +187,82 @@ def _compose_postings(
 ) -> InvertedIndex:
     """The postings of every part end to end, per term: sorted by sentence id, since each part's ids are
     above the previous part's. Terms found only in removed documents are left out, as a one-shot build
-    would never have seen them (they would change the idf floor)."""
-    vocabulary: dict[str, int] = {}
-    term_maps: list[np.ndarray] = []
+    would never have seen them (they would change the idf floor).
+
+    The largest part (usually the one merged from all the others) is copied in one masked pass into the
+    places the other parts leave free; only the others' postings are placed one by one."""
     live_df: list[np.ndarray] = []
     kept_postings: list[np.ndarray | None] = []
     for inverted, keep in zip(parts, live, strict=True):
-        n_terms = len(inverted.vocabulary)
         df = np.diff(inverted.indptr)
-        if keep is None:
-            kept = None
-        else:
+        kept = None
+        if keep is not None:
             kept = keep[np.asarray(inverted.sentence_ids)]
-            term_of = np.repeat(np.arange(n_terms, dtype=np.int64), df)
-            df = np.bincount(term_of[kept], minlength=n_terms)
-        term_maps.append(np.fromiter(
-            (vocabulary.setdefault(t, len(vocabulary)) if n else -1
-             for t, n in zip(inverted.vocabulary, df.tolist(), strict=True)),
-            dtype=np.int64, count=n_terms,
-        ))  # fmt: skip
+            dropped = np.flatnonzero(~kept)
+            if dropped.size:  # the terms of the removed postings, found by where they lie in the CSR
+                term_of = np.searchsorted(inverted.indptr, dropped, side="right") - 1
+                df = df - np.bincount(term_of, minlength=df.size)
         live_df.append(df)
         kept_postings.append(kept)
+    # The largest part's terms come first, in its own order, so that its postings (in that order) fill
+    # the places the others leave free, term after term.
+    largest = max(range(len(parts)), key=lambda i: parts[i].sentence_ids.shape[0])
+    vocabulary: dict[str, int] = {}
+    term_maps: list[np.ndarray] = [np.zeros(0, np.int64)] * len(parts)
+    for i in [largest, *(j for j in range(len(parts)) if j != largest)]:
+        term_maps[i] = _term_map(vocabulary, parts[i], live_df[i])
     n_terms = len(vocabulary)
     df_total = np.zeros(n_terms, dtype=np.int64)
     for term_map, df in zip(term_maps, live_df, strict=True):
         present = term_map >= 0
-        df_total += np.bincount(term_map[present], weights=df[present], minlength=n_terms).astype(np.int64)
+        np.add.at(df_total, term_map[present], df[present])
     indptr = np.zeros(n_terms + 1, dtype=np.int64)
     np.cumsum(df_total, out=indptr[1:])
     n_postings = int(indptr[-1])
-    tf_dtype = np.result_type(*[p.tf.dtype for p in parts])
     sentence_ids = np.empty(n_postings, dtype=np.int32)
-    tf = np.empty(n_postings, dtype=tf_dtype)
+    tf = np.empty(n_postings, dtype=np.result_type(*[p.tf.dtype for p in parts]))
+    taken = np.zeros(n_postings, dtype=bool)  # places filled by the parts other than the largest
     fill = indptr[:-1].copy()  # where each term's next postings go
-    for inverted, kept, term_map, df, mapping in zip(
-        parts, kept_postings, term_maps, live_df, local_to_global, strict=True
+    for i, (inverted, kept, term_map, df, mapping) in enumerate(
+        zip(parts, kept_postings, term_maps, live_df, local_to_global, strict=True)
     ):
-        ids = _pick(inverted.sentence_ids, kept)
-        counts = _pick(inverted.tf, kept)
-        if not ids.size:
-            continue
-        local_indptr = np.zeros(df.size + 1, dtype=np.int64)
-        np.cumsum(df, out=local_indptr[1:])
         present = term_map >= 0
-        shift = np.zeros(df.size, dtype=np.int64)
-        shift[present] = fill[term_map[present]] - local_indptr[:-1][present]
-        destination = np.repeat(shift, df) + np.arange(ids.size, dtype=np.int64)
-        sentence_ids[destination] = mapping[ids]
-        tf[destination] = counts
+        if i != largest and df.sum():
+            ids = _pick(inverted.sentence_ids, kept)
+            local_indptr = np.zeros(df.size + 1, dtype=np.int64)
+            np.cumsum(df, out=local_indptr[1:])
+            shift = np.zeros(df.size, dtype=np.int64)
+            shift[present] = fill[term_map[present]] - local_indptr[:-1][present]
+            destination = np.repeat(shift, df) + np.arange(ids.size, dtype=np.int64)
+            sentence_ids[destination] = mapping[ids]
+            tf[destination] = _pick(inverted.tf, kept)
+            taken[destination] = True
         fill[term_map[present]] += df[present]
+    big = parts[largest]
+    big_ids = _pick(big.sentence_ids, kept_postings[largest])
+    free = ~taken
+    mapping = local_to_global[largest]
+    offset = int(mapping[0]) if mapping.size and live[largest] is None else None
+    # With nothing removed the largest part's ids are its own plus a constant: no look-up per posting.
+    sentence_ids[free] = big_ids + offset if offset is not None else mapping[big_ids]
+    tf[free] = _pick(big.tf, kept_postings[largest])
     lengths = np.concatenate([_pick(p.lengths, keep) for p, keep in zip(parts, live, strict=True)])
     return InvertedIndex(
         list(vocabulary), indptr, sentence_ids, tf, lengths.astype(np.int32), settings.ranking
     )
+
+
+def _term_map(vocabulary: dict[str, int], inverted: InvertedIndex, df: np.ndarray) -> np.ndarray:
+    """Each of the part's terms' id in ``vocabulary`` (added as they come), -1 for a term with no live
+    posting."""
+    if not vocabulary and bool((df > 0).all()):
+        vocabulary.update(inverted.term_ids)  # the first part as it is: a copy of its dictionary
+        return np.arange(len(inverted.vocabulary), dtype=np.int64)
+    return np.fromiter(
+        (vocabulary.setdefault(t, len(vocabulary)) if n else -1
+         for t, n in zip(inverted.vocabulary, df.tolist(), strict=True)),
+        dtype=np.int64, count=len(inverted.vocabulary),
+    )  # fmt: skip
 
 
 # -- meaning: each segment's embeddings, read through the composition ---------------------------------------
@@ -331,3 +358,86 @@ class ComposedVectorBuild:
     def stop(self) -> None:
         for build in self._builds:
             build.stop()
+
+
+# -- merging: a composed index written as one segment ------------------------------------------------------
+
+
+def compact(index: SearchIndex) -> SearchIndex:
+    """``index`` with its texts in one blob of its own, back to back (the removed documents' bytes gone),
+    and no composition: an index that can be cached as one segment. Postings are shared, not copied."""
+    from retrieval.search import SearchIndex
+
+    store = index._store
+    if index.composition is None and isinstance(store.blob, TextBlob):
+        return index
+    starts, ends = store.offsets[:-1], store.ends
+    # Runs of sentences whose texts lie back to back: whole documents, whole segments; copied a run at once.
+    breaks = np.flatnonzero(ends[:-1] != starts[1:]) + 1
+    run_starts = np.concatenate([[0], breaks]).astype(np.int64)
+    run_ends = np.concatenate([breaks, [len(store)]]).astype(np.int64)
+    data = b"".join(
+        store.blob.read(int(starts[a]), int(ends[b - 1]))
+        for a, b in zip(run_starts, run_ends, strict=True)
+        if b > a
+    )
+    offsets = np.zeros(len(store) + 1, dtype=np.int64)
+    np.cumsum(ends - starts, out=offsets[1:])
+    compacted = SentenceStore(
+        store.documents, TextBlob(data), offsets, store.sentence_doc, store.sentence_paragraph,
+        store.duplicate_group, store.duplicate_count, store.text_hash,
+    )  # fmt: skip
+    return SearchIndex(index._inverted, compacted, index.settings)
+
+
+def write_composed_vectors(index: SearchIndex, fingerprint: str, cache_dir: Path) -> list[Path]:
+    """Write, for each model that embedded every segment of ``index``, the embeddings of ``index``'s
+    sentences in order as those of the index ``fingerprint`` (its merged form): rows are copied, nothing is
+    encoded. Returns the folders written."""
+    composition = index.composition
+    if composition is None:
+        return []
+    folders_of = [_vector_folders(cache_dir, p.index.fingerprint) for p in composition.parts]
+    written: list[Path] = []
+    for model, (_, meta) in folders_of[0].items():
+        if not all(model in f for f in folders_of[1:]):
+            continue
+        target = vectors_folder(cache_dir, fingerprint, str(meta.get("model", model)))
+        if (target / "meta.json").exists():
+            continue
+        dimension = int(meta["dimension"])
+        target.mkdir(parents=True, exist_ok=True)
+        partial = target / "vectors.partial"
+        with open(partial, "wb") as out:
+            for folders, mapping in zip(folders_of, composition.local_to_global, strict=True):
+                folder = folders[model][0]
+                rows = np.memmap(folder / "vectors.f16", dtype=np.float16, mode="r").reshape(-1, dimension)
+                live = np.flatnonzero(mapping >= 0)
+                for lo in range(0, live.size, 65536):
+                    out.write(np.ascontiguousarray(rows[live[lo : lo + 65536]]).tobytes())
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target / "vectors.f16")
+        record = {**meta, "rows": len(index._store)}
+        (target / "meta.json.tmp").write_text(json.dumps(record), encoding="utf-8")
+        os.replace(target / "meta.json.tmp", target / "meta.json")
+        written.append(target)
+    return written
+
+
+def _vector_folders(cache_dir: Path, fingerprint: str) -> dict[str, tuple[Path, dict]]:
+    """The complete embedding folders of the index ``fingerprint``, by the model part of their name."""
+    found: dict[str, tuple[Path, dict]] = {}
+    prefix = f"vectors-{fingerprint}-"
+    for folder in Path(cache_dir).glob(prefix + "*"):
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if (
+            isinstance(meta, dict)
+            and meta.get("format") == VECTORS_FORMAT
+            and (folder / "vectors.f16").is_file()
+        ):
+            found[folder.name[len(prefix) :]] = (folder, meta)
+    return found

@@ -26,6 +26,8 @@ from typing import Protocol
 
 import numpy as np
 
+from retrieval.index import top_k
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 128  # sentences encoded between two appends to the partial file, progress updates and stop checks
@@ -88,10 +90,8 @@ class SentenceVectors:
         k = min(k, cosines.size)
         if k <= 0:
             return DenseScores(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        part = np.argpartition(-cosines, k - 1)[:k] if cosines.size > k else np.arange(cosines.size)
-        order = np.lexsort((part, -cosines[part]))
-        ids = part[order].astype(np.int64)
-        return DenseScores(ids, cosines[ids])
+        ids, best = top_k(np.arange(cosines.size, dtype=np.int64), cosines, k)  # ties at the cut: lower ids
+        return DenseScores(ids, best)
 
     def cosines_all(self, query: np.ndarray) -> np.ndarray:
         query = np.asarray(query, dtype=np.float32)

@@ -1,0 +1,507 @@
+"""An index that follows its corpus folder: immutable segments, a manifest, and updates while it is searched.
+
+The index of a corpus folder is a set of segments, each the ordinary cached index (``retrieval.cache``) of
+a batch of documents, and a manifest, ``live-<key>.json`` in the cache folder, naming the segments that
+make up the current index and, for each, the documents removed or replaced since it was written.
+:meth:`LiveIndex.refresh` compares the folder with the manifest: new and changed files become one new
+segment, removed and replaced documents are masked in theirs, and the composition (``retrieval.compose``)
+of the result is swapped in as :attr:`LiveIndex.index`. A search holds the index it started with, so a
+swap never disturbs one in flight. :meth:`LiveIndex.merge` folds the segments into one when they grow
+many, without analysing a word again (embeddings included).
+
+Crashes: a segment is written whole (temporary folder, then one rename) before the manifest names it, and
+the manifest itself is replaced in one rename, so a crash at any point leaves the previous manifest and a
+consistent set of segments; a segment the manifest names but that is gone or damaged is simply indexed
+again from its files. Several processes (the bot, and ``corpus-bot index`` beside it) share a manifest
+under a lock file: each refresh starts from the manifest on disk, so the one that comes second sees what
+the first did.
+
+A file is indexed once it has been still for ``settle`` seconds (size and modification time unchanged), so
+a document being copied in is not indexed half-written; :attr:`Update.pending` names the files waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retrieval.build import Progress
+from retrieval.cache import CacheEntryError, prune, read_entry, write_entry
+from retrieval.compose import Part, compose
+from retrieval.corpus import CorpusError, Document, Problem, list_corpus_files, read_document
+from retrieval.search import IndexSettings, SearchIndex
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = "corpus-bot-live-1"
+SETTLE_SECONDS = 0.5  # a file unchanged for this long is taken to be written whole
+MAX_SEGMENTS = 10  # more than this, and a merge is due
+MAX_REMOVED_SHARE = 0.2  # or this share of the sentences of segments masked away
+LOCK_WAIT = 120.0  # seconds a refresh waits for another process's refresh to finish
+
+FileStat = tuple[int, int]  # (size, modification time in ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One segment of the live index: its cached index, the files it was made from, and which of its
+    documents are no longer live."""
+
+    entry: str | None  # folder name in the cache; None when there is no cache folder
+    index: SearchIndex
+    files: dict[str, FileStat]  # the documents it holds -> the file as it was when indexed
+    removed: frozenset[str] = frozenset()
+
+    @property
+    def live_documents(self) -> int:
+        return len(self.files) - len(self.removed & self.files.keys())
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """What a refresh (or a merge) changed."""
+
+    generation: int
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()  # of the files read by this update
+    pending: tuple[str, ...] = ()  # files still being written: the next refresh looks again
+    seconds: float = 0.0
+    merged: bool = False
+
+    @property
+    def changed_anything(self) -> bool:
+        return bool(self.added or self.changed or self.removed or self.merged)
+
+    def summary(self) -> str:
+        parts = [f"{len(v)} {k}" for k, v in (("added", self.added), ("changed", self.changed),
+                                               ("removed", self.removed)) if v]  # fmt: skip
+        if self.merged:
+            parts.append("segments merged")
+        if self.pending:
+            parts.append(f"{len(self.pending)} still being written")
+        warnings = sum(1 for p in self.problems if not p.skipped)
+        skipped = sum(1 for p in self.problems if p.skipped)
+        if skipped:
+            parts.append(f"{skipped} skipped")
+        if warnings:
+            parts.append(f"{warnings} with warnings")
+        what = ", ".join(parts) or "nothing changed"
+        return f"generation {self.generation}: {what} ({self.seconds:.2f} s)"
+
+
+@dataclass(slots=True)
+class _State:
+    generation: int
+    segments: list[Segment]
+    skipped: dict[str, tuple[FileStat, Problem]] = field(default_factory=dict)  # unreadable files
+    problems: list[Problem] = field(default_factory=list)  # of the documents in the index
+
+
+class LiveIndex:
+    """The index of a corpus folder, kept up to date by :meth:`refresh`. Thread-safe: searches read
+    :attr:`index` (one attribute read: they get one whole generation); refreshes and merges are
+    serialised among threads and, through a lock file, among processes."""
+
+    def __init__(self, root: Path, settings: IndexSettings, cache_dir: Path | None, state: _State) -> None:
+        self.root = root
+        self.settings = settings
+        self.cache_dir = cache_dir
+        self._state = state
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[SearchIndex, SearchIndex, Update], None]] = []
+        self.last_update: float | None = None  # time.time() of the last change swapped in
+        self.documents_added = 0  # counters since start, for the metrics
+        self.documents_removed = 0
+        self.update_errors = 0
+        self.last_error: str | None = None
+        self.index = self._compose(state.segments)
+
+    # -- opening ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        corpus_path: str | Path,
+        settings: IndexSettings | None = None,
+        cache_dir: str | Path | None = None,
+        *,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        settle: float = 0.0,
+    ) -> LiveIndex:
+        """The index of ``corpus_path`` as it is now: the manifest's segments (memory-mapped from the
+        cache), brought up to date with the folder by indexing only what changed. Raises CorpusError when
+        the folder is missing or holds no usable document."""
+        settings = settings or IndexSettings()
+        root = Path(corpus_path)
+        if not root.is_dir():
+            raise CorpusError(
+                f"corpus folder {root} does not exist"
+                if not root.exists()
+                else f"corpus path {root} is not a folder"
+            )
+        cache = Path(cache_dir) if cache_dir is not None else None
+        live = cls.__new__(cls)
+        live.root, live.settings, live.cache_dir = root, settings, cache
+        with live._manifest_lock():
+            state = live._read_state() or _State(0, [])
+            state, _update = live._bring_up_to_date(state, workers=workers, progress=progress, settle=settle)
+        if not state.segments:
+            skipped = len(state.skipped)
+            detail = f" ({skipped} files skipped)" if skipped else ""
+            raise CorpusError(f"corpus folder {root} holds no usable documents{detail}")
+        cls.__init__(live, root, settings, cache, state)
+        return live
+
+    # -- what the bot shows -------------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        return self._state.generation
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return tuple(self._state.segments)
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        """The problems of the files in the corpus now: skipped ones and documents loaded with warnings."""
+        state = self._state
+        return tuple(sorted([*state.problems, *(p for _, p in state.skipped.values())], key=lambda p: p.file))
+
+    @property
+    def skipped(self) -> int:
+        return len(self._state.skipped)
+
+    @property
+    def documents(self) -> int:
+        return sum(s.live_documents for s in self._state.segments)
+
+    def on_update(self, listener: Callable[[SearchIndex, SearchIndex, Update], None]) -> None:
+        """Call ``listener(old, new, update)`` after each swap (in the refreshing thread), e.g. to attach
+        embeddings to the new index; its exceptions are logged, never raised to the refresher."""
+        self._listeners.append(listener)
+
+    # -- updating -----------------------------------------------------------------------------------------
+
+    def refresh(self, *, settle: float = SETTLE_SECONDS, workers: int | None = 1) -> Update:
+        """Bring the index up to date with the folder (and with a newer manifest another process wrote),
+        and swap the result in. Files written less than ``settle`` seconds ago are left for the next call
+        (:attr:`Update.pending`). Never raises for a bad file: it is reported in :attr:`Update.problems`;
+        an error of the cache folder or the disk is raised, the index in use staying as it was."""
+        with self._lock:
+            started = time.perf_counter()
+            try:
+                with self._manifest_lock():
+                    on_disk = self._read_state(newer_than=self._state.generation)
+                    state = on_disk or self._state
+                    adopted = on_disk is not None
+                    state, update = self._bring_up_to_date(state, workers=workers, settle=settle)
+            except Exception as error:
+                self.update_errors += 1
+                self.last_error = f"{type(error).__name__}: {error}"
+                raise
+            if update.changed_anything or adopted:
+                self._swap(state, update)
+            return _with_seconds(update, time.perf_counter() - started)
+
+    def merge(self, *, force: bool = False) -> Update | None:
+        """Fold the segments into one (when due, see ``MAX_SEGMENTS``, or ``force``): the removed documents
+        are dropped for good and nothing is analysed or embedded again. None when there was nothing to do."""
+        with self._lock:
+            started = time.perf_counter()
+            with self._manifest_lock():
+                state = self._read_state(newer_than=self._state.generation) or self._state
+                if not (
+                    force and (len(state.segments) > 1 or any(s.removed for s in state.segments))
+                ) and not (merge_due(state.segments)):
+                    return None
+                merged = self._merged_segment(state.segments)
+                new_state = _State(state.generation + 1, [merged], dict(state.skipped), list(state.problems))
+                self._write_state(new_state)
+            update = Update(new_state.generation, merged=True, seconds=time.perf_counter() - started)
+            self._swap(new_state, update)
+            return update
+
+    # -- internals -----------------------------------------------------------------------------------------
+
+    def _swap(self, state: _State, update: Update) -> None:
+        old = self.index
+        new = self._compose(state.segments)
+        new.adopt_warm_state(old)
+        self._state = state
+        for listener in self._listeners:
+            try:
+                listener(old, new, update)
+            except Exception:
+                log.exception("a listener of index updates failed")
+        self.index = new  # the swap: one attribute, read whole by every search that starts after it
+        self.last_update = time.time()
+        self.documents_added += len(update.added) + len(update.changed)
+        self.documents_removed += len(update.removed) + len(update.changed)
+        log.info("index updated, %s", update.summary())
+
+    def _compose(self, segments: Sequence[Segment]) -> SearchIndex:
+        return compose([Part(s.index, s.removed) for s in segments], self.settings)
+
+    def _bring_up_to_date(
+        self, state: _State, *, workers: int | None, progress: Progress | None = None, settle: float
+    ) -> tuple[_State, Update]:
+        files, listing_problems = list_corpus_files(self.root)
+        now = time.time_ns()
+        current: dict[str, tuple[FileStat, Path]] = {}
+        pending: list[str] = []
+        for name, path in files:
+            try:
+                st = path.stat()
+            except OSError:
+                continue  # vanished meanwhile: as if it never was
+            current[name] = ((st.st_size, st.st_mtime_ns), path)
+        live_files: dict[str, tuple[int, FileStat]] = {}
+        for number, segment in enumerate(state.segments):
+            for name, stat in segment.files.items():
+                if name not in segment.removed:
+                    live_files[name] = (number, stat)
+        to_read: list[tuple[str, Path, FileStat]] = []
+        added: list[str] = []
+        changed: list[str] = []
+        for name, (stat, path) in current.items():
+            known = live_files.get(name)
+            if known is not None and known[1] == stat:
+                continue
+            skipped = state.skipped.get(name)
+            if known is None and skipped is not None and skipped[0] == stat:
+                continue
+            if settle > 0 and now - stat[1] < settle * 1e9:
+                pending.append(name)
+                continue
+            to_read.append((name, path, stat))
+            (changed if known is not None else added).append(name)
+        gone = [name for name in live_files if name not in current]
+        masked: dict[int, set[str]] = {}
+        for name in [*gone, *changed]:
+            masked.setdefault(live_files[name][0], set()).add(name)
+        skipped_now = {n: v for n, v in state.skipped.items() if n in current}
+        if not (to_read or gone or len(skipped_now) != len(state.skipped)):
+            return state, Update(state.generation, pending=tuple(pending))
+
+        segments = [
+            Segment(s.entry, s.index, s.files, s.removed | frozenset(masked.get(i, ())))
+            for i, s in enumerate(state.segments)
+        ]
+        documents: list[Document] = []
+        stats: dict[str, FileStat] = {}
+        problems: list[Problem] = []
+        for name, path, stat in to_read:
+            skipped_now.pop(name, None)
+            document, doc_problems = read_document(path, name)
+            problems.extend(doc_problems)
+            if document is None:
+                reason = next(
+                    (p for p in doc_problems if p.skipped), Problem(name, "could not be read", True)
+                )
+                skipped_now[name] = (stat, reason)
+                added = [n for n in added if n != name]  # an unreadable new file adds nothing
+                continue
+            documents.append(document)
+            stats[name] = stat
+        if documents:
+            segments.append(self._new_segment(documents, stats, problems, workers=workers, progress=progress))
+        segments = [s for s in segments if s.live_documents > 0]
+        read_names = {n for n, _, _ in to_read}
+        kept_problems = [p for p in state.problems if p.file in current and p.file not in read_names]
+        kept_problems += [p for p in problems if not p.skipped]
+        kept_problems += [p for p in listing_problems if not any(p.file == q.file for q in kept_problems)]
+        new_state = _State(state.generation + 1, segments, skipped_now, kept_problems)
+        if segments:
+            self._write_state(new_state)
+        update = Update(
+            new_state.generation, tuple(added), tuple(changed), tuple(gone), tuple(problems), tuple(pending)
+        )
+        return new_state, update
+
+    def _new_segment(
+        self,
+        documents: list[Document],
+        stats: dict[str, FileStat],
+        problems: list[Problem],
+        *,
+        workers: int | None,
+        progress: Progress | None = None,
+    ) -> Segment:
+        index = SearchIndex.build(documents, self.settings, workers=workers, progress=progress)
+        if self.cache_dir is None:
+            return Segment(None, index, stats)
+        key = segment_key(self.settings, stats)
+        entry = self.cache_dir / f"index-{key}"
+        try:
+            cached, _ = read_entry(entry, self.settings)  # the same files, indexed before: the same segment
+            index = cached
+        except CacheEntryError:
+            write_entry(entry, index, tuple(problems), len(documents), 0, corpus=self.root, replace=True)
+            index, _ = read_entry(entry, self.settings)  # memory-mapped, as every other segment
+        return Segment(entry.name, index, stats)
+
+    def _merged_segment(self, segments: Sequence[Segment]) -> Segment:
+        from retrieval.compose import compact
+
+        merged_index = compact(self._compose(segments))
+        files = {n: st for s in segments for n, st in s.files.items() if n not in s.removed}
+        if self.cache_dir is None:
+            return Segment(None, merged_index, files)
+        entry = self.cache_dir / f"index-{segment_key(self.settings, files)}"
+        write_entry(entry, merged_index, (), len(files), 0, corpus=self.root, replace=True)
+        self._carry_vectors(segments, merged_index)
+        index, _ = read_entry(entry, self.settings)
+        return Segment(entry.name, index, files)
+
+    def _carry_vectors(self, segments: Sequence[Segment], merged: SearchIndex) -> None:
+        """Write the merged segment's embeddings from its parts' (when every part has them), so that a
+        merge never sends the corpus back through the model."""
+        from retrieval.compose import write_composed_vectors
+
+        assert self.cache_dir is not None
+        try:
+            write_composed_vectors(self._compose(segments), merged.fingerprint, self.cache_dir)
+        except OSError as error:
+            log.warning("could not keep the embeddings through the merge: %s", error)
+
+    # -- the manifest ---------------------------------------------------------------------------------------
+
+    def _manifest_path(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = json.dumps([str(self.root.resolve()), self.settings.fingerprint]).encode("utf-8")
+        return self.cache_dir / f"live-{hashlib.sha256(key).hexdigest()[:16]}.json"
+
+    @contextlib.contextmanager
+    def _manifest_lock(self) -> Iterator[None]:
+        path = self._manifest_path()
+        if path is None:
+            yield
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "a+b") as lock:
+            deadline = time.monotonic() + LOCK_WAIT
+            while True:
+                try:
+                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise OSError(f"{path.with_suffix('.lock')} is held by another process") from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def _read_state(self, *, newer_than: int = -1) -> _State | None:
+        """The state the manifest on disk describes, if its generation is above ``newer_than``, with its
+        segments loaded (those already loaded here are reused); None without a usable, newer manifest. A
+        segment that cannot be loaded is dropped, so its files count as new and are indexed again."""
+        path = self._manifest_path()
+        if path is None or not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("format") != MANIFEST_FORMAT or data.get("settings") != self.settings.fingerprint:
+                raise ValueError("written by another version or with other settings")
+            generation = int(data["generation"])
+            if generation <= newer_than:
+                return None
+            records = list(data["segments"])
+            skipped = {
+                str(n): ((int(v[0]), int(v[1])), Problem(str(n), str(v[2]), True))
+                for n, v in dict(data.get("skipped", {})).items()
+            }
+            problems = [
+                Problem(str(p["file"]), str(p["message"]), bool(p["skipped"])) for p in data["problems"]
+            ]
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+            log.warning("the index manifest %s is unusable (%s); the corpus is compared afresh", path, error)
+            return None
+        loaded = {s.entry: s.index for s in getattr(self, "_state", _State(0, [])).segments if s.entry}
+        segments: list[Segment] = []
+        for record in records:
+            try:
+                entry = str(record["entry"])
+                files = {str(n): (int(size), int(mtime)) for n, size, mtime in record["files"]}
+                removed = frozenset(str(n) for n in record.get("removed", ()))
+                index = loaded.get(entry) or read_entry(self.cache_dir / entry, self.settings)[0]  # type: ignore[operator]
+            except (CacheEntryError, KeyError, TypeError, ValueError) as error:
+                log.warning("index segment %s is unusable (%s); its files are indexed again",
+                            record.get("entry") if isinstance(record, dict) else record, error)  # fmt: skip
+                continue
+            segments.append(Segment(entry, index, files, removed))
+        return _State(generation, segments, skipped, problems)
+
+    def _write_state(self, state: _State) -> None:
+        path = self._manifest_path()
+        if path is None:
+            return
+        data = {
+            "format": MANIFEST_FORMAT,
+            "settings": self.settings.fingerprint,
+            "corpus": str(self.root.resolve()),
+            "generation": state.generation,
+            "written": time.time(),
+            "segments": [
+                {
+                    "entry": s.entry,
+                    "files": [[n, *st] for n, st in s.files.items()],
+                    "removed": sorted(s.removed),
+                }
+                for s in state.segments
+            ],
+            "skipped": {n: [*st, p.message] for n, (st, p) in state.skipped.items()},
+            "problems": [
+                {"file": p.file, "message": p.message, "skipped": p.skipped} for p in state.problems
+            ],
+        }
+        temporary = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+        with contextlib.suppress(OSError):
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        prune(path.parent, keep_entries={s.entry for s in state.segments if s.entry})
+
+
+def segment_key(settings: IndexSettings, files: dict[str, FileStat]) -> str:
+    """The cache key of the segment of these files: for a whole corpus, the key ``cache_key`` gives it,
+    so an index cached before segments existed is taken as the first segment."""
+    manifest = [[name, size, mtime] for name, (size, mtime) in sorted(files.items())]
+    payload = json.dumps([settings.fingerprint, manifest], ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(payload).hexdigest()[:24]
+
+
+def merge_due(segments: Sequence[Segment]) -> bool:
+    """Whether the segments are many enough, or masked enough, to be worth folding into one."""
+    if len(segments) > MAX_SEGMENTS:
+        return True
+    total = sum(len(s.index._store) for s in segments)
+    masked = sum(d.n_sentences for s in segments for d in s.index._store.documents if d.name in s.removed)
+    return bool(total) and masked / total > MAX_REMOVED_SHARE
+
+
+def _with_seconds(update: Update, seconds: float) -> Update:
+    return Update(update.generation, update.added, update.changed, update.removed, update.problems,
+                  update.pending, seconds, update.merged)  # fmt: skip
