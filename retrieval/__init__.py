@@ -7,6 +7,9 @@
         print(hit.date, hit.title, hit.text)
 
 ``open_index`` does the same through the on-disk cache, rebuilding only when the corpus or a setting changed.
+``LiveIndex.open(folder, settings, cache_dir)`` keeps following the folder: ``live.refresh()`` (or a
+``CorpusWatcher``) puts new, changed and removed files live as new segments, and ``live.index`` is always
+the current generation (hold it for the length of one answer).
 ``open_vectors(index, cache_dir)`` adds ranking by meaning: sentence embeddings, loaded from the cache or
 built by ``.run()`` (slow: run it in the background; BM25 answers meanwhile).
 
@@ -28,6 +31,7 @@ _EXPORTS = {
     "load_corpus": "corpus",
     "NO_EXPANSION": "expansion", "ExpansionSettings": "expansion",
     "NO_SEMANTIC": "fusion", "SemanticSettings": "fusion",
+    "LiveIndex": "live", "Segment": "live", "Update": "live",
     "BM25Params": "index",
     "ContextSentence": "search", "Hit": "search", "IndexSettings": "search", "IndexStats": "search",
     "SearchIndex": "search", "SearchResult": "search",
@@ -36,8 +40,9 @@ _EXPORTS = {
 
 __all__ = [
     "NO_EXPANSION", "NO_SEMANTIC", "BM25Params", "ContextSentence", "Corpus", "CorpusError", "Document",
-    "ExpansionSettings", "Hit", "IndexSettings", "IndexStats", "OpenedIndex", "Problem", "SearchIndex",
-    "SearchResult", "SemanticSettings", "VectorBuild", "load_corpus", "open_index", "open_vectors",
+    "ExpansionSettings", "Hit", "IndexSettings", "IndexStats", "LiveIndex", "OpenedIndex", "Problem",
+    "SearchIndex", "SearchResult", "Segment", "SemanticSettings", "Update", "VectorBuild", "load_corpus",
+    "open_index", "open_vectors",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
     from retrieval.expansion import NO_EXPANSION, ExpansionSettings
     from retrieval.fusion import NO_SEMANTIC, SemanticSettings
     from retrieval.index import BM25Params
+    from retrieval.live import LiveIndex, Segment, Update
     from retrieval.search import ContextSentence, Hit, IndexSettings, IndexStats, SearchIndex, SearchResult
     from retrieval.semantic import VectorBuild
 

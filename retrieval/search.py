@@ -61,6 +61,10 @@ class Hit:
     spans: tuple[tuple[int, int], ...]  # character spans in ``text`` of the matched words
     duplicates: int = 0  # how many other places hold the very same sentence
     url: str | None = None  # the document's source (front matter ``url:``), as written
+    # An address that outlives later updates of the index: the fingerprint of the segment the sentence is
+    # in and its id there (see ``SearchIndex.sentence_key``); "" and -1 when unknown.
+    segment: str = ""
+    segment_sentence: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +311,13 @@ class SearchIndex:
         if self.composition is None:
             return self.fingerprint, sentence_id
         return self.composition.origin(sentence_id)
+
+    @property
+    def segment_fingerprints(self) -> tuple[str, ...]:
+        """The fingerprints of the segments this index is made of (its own, for an index of one)."""
+        if self.composition is None:
+            return (self.fingerprint,)
+        return tuple(p.index.fingerprint for p in self.composition.parts)
 
     def find_sentence(self, segment: str, local_id: int) -> int | None:
         """The id here of the sentence :meth:`sentence_key` gave as (``segment``, ``local_id``), maybe by
@@ -1038,6 +1049,7 @@ class SearchIndex:
     ) -> Hit:
         store = self._store
         doc = store.document_of(sentence_id)
+        segment, segment_sentence = self.sentence_key(sentence_id)
         return Hit(
             text=store.text(sentence_id) if text is None else text,
             date=doc.date,
@@ -1050,6 +1062,8 @@ class SearchIndex:
             spans=spans,
             duplicates=store.duplicates(sentence_id),
             url=doc.url,
+            segment=segment,
+            segment_sentence=segment_sentence,
         )
 
     def _check_id(self, sentence_id: int) -> None:
