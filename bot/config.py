@@ -59,6 +59,9 @@ def _key(
 @dataclass(frozen=True)
 class CorpusConfig:
     path: Path = _key(Path("corpus"))  # noqa: RUF009 (a Path is immutable)
+    watch: bool = _key(True)  # follow the folder while the bot runs (new, changed, removed files)
+    settle_seconds: float = _key(0.5, low=0.0, high=3600.0)  # a file unchanged this long is written whole
+    poll_seconds: float = _key(300.0, low=1.0, high=86_400.0)  # a full look even when no change was heard of
 
 
 @dataclass(frozen=True)

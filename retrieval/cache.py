@@ -51,7 +51,7 @@ from retrieval.build import Progress, text_hash
 from retrieval.corpus import CorpusError, Problem, list_corpus_files, load_corpus
 from retrieval.index import BM25Params, InvertedIndex, bm25_weights
 from retrieval.search import STORE_FORMAT, IndexSettings, SearchIndex
-from retrieval.semantic import VectorBuild
+from retrieval.semantic import Encoder, VectorBuild
 from retrieval.store import DocumentInfo, SentenceStore, TextBlob
 
 log = logging.getLogger(__name__)
@@ -744,6 +744,24 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def load_encoder(settings: IndexSettings, *, threads: int = 1) -> Encoder | None:
+    """The sentence encoder for indexes of these settings; ``None``, with the reason logged, when meaning
+    is turned off, the corpus is not English or the model is not installed (BM25 alone then)."""
+    if not settings.semantic.enabled:
+        return None
+    if settings.language not in ("english", "porter"):
+        # The model was trained on English only: elsewhere its neighbours are noise, words rank alone.
+        log.info("ranking by meaning is off for %s (the model is English only)", settings.language)
+        return None
+    from retrieval.encoder import EncoderUnavailable, SentenceEncoder
+
+    try:
+        return SentenceEncoder.load(threads=threads)
+    except EncoderUnavailable as error:
+        log.warning("ranking by meaning is off: %s", error)
+        return None
+
+
 def open_vectors(
     index: SearchIndex,
     cache_dir: str | Path | None,
@@ -756,18 +774,8 @@ def open_vectors(
     searches rank by meaning once they are complete; ``None``, with the reason logged, when meaning is
     turned off or the model is not installed (BM25 alone then). A build that is not complete must still
     be run: ``build.run()``, which takes minutes per 10k sentences, off the event loop."""
-    if not index.settings.semantic.enabled:
-        return None
-    if index.settings.language not in ("english", "porter"):
-        # The model was trained on English only: elsewhere its neighbours are noise, words rank alone.
-        log.info("ranking by meaning is off for %s (the model is English only)", index.settings.language)
-        return None
-    from retrieval.encoder import EncoderUnavailable, SentenceEncoder
-
-    try:
-        encoder = SentenceEncoder.load(threads=threads)
-    except EncoderUnavailable as error:
-        log.warning("ranking by meaning is off: %s", error)
+    encoder = load_encoder(index.settings, threads=threads)
+    if encoder is None:
         return None
     build = index.vector_build(encoder, cache_dir)
     index.attach_vectors(build)

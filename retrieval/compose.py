@@ -341,6 +341,11 @@ class ComposedVectorBuild:
         return all(b.complete for b in self._builds)
 
     @property
+    def missing(self) -> int:
+        """Sentences still to be embedded (a segment is embedded whole, its removed sentences too)."""
+        return sum(b.missing for b in self._builds)
+
+    @property
     def vectors(self) -> ComposedVectors | None:
         if self._vectors is None and self.complete:
             self._vectors = ComposedVectors([b.vectors for b in self._builds if b.vectors], self._composition)

@@ -35,10 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retrieval.build import Progress
-from retrieval.cache import CacheEntryError, prune, read_entry, write_entry
-from retrieval.compose import Part, compose
+from retrieval.cache import CacheEntryError, load_encoder, prune, read_entry, write_entry
+from retrieval.compose import ComposedVectorBuild, Part, compose
 from retrieval.corpus import CorpusError, Document, Problem, list_corpus_files, read_document
 from retrieval.search import IndexSettings, SearchIndex
+from retrieval.semantic import Encoder, VectorBuild
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ SETTLE_SECONDS = 0.5  # a file unchanged for this long is taken to be written wh
 MAX_SEGMENTS = 10  # more than this, and a merge is due
 MAX_REMOVED_SHARE = 0.2  # or this share of the sentences of segments masked away
 LOCK_WAIT = 120.0  # seconds a refresh waits for another process's refresh to finish
+INLINE_EMBED = 512  # an update adding at most this many sentences is embedded before it goes live
 
 FileStat = tuple[int, int]  # (size, modification time in ns)
 
@@ -121,10 +123,15 @@ class LiveIndex:
         self._lock = threading.RLock()
         self._listeners: list[Callable[[SearchIndex, SearchIndex, Update], None]] = []
         self.last_update: float | None = None  # time.time() of the last change swapped in
+        self.opened = Update(state.generation)  # what opening it took (set by ``open``)
+        self._rebuild = getattr(self, "_rebuild", False)
         self.documents_added = 0  # counters since start, for the metrics
         self.documents_removed = 0
         self.update_errors = 0
         self.last_error: str | None = None
+        self._encoder: Encoder | None = None
+        self._segment_vectors: dict[str, VectorBuild] = {}  # by segment fingerprint: loaded or being built
+        self._embedders: list[tuple[threading.Thread, VectorBuild | ComposedVectorBuild]] = []
         self.index = self._compose(state.segments)
 
     # -- opening ----------------------------------------------------------------------------------------
@@ -139,10 +146,12 @@ class LiveIndex:
         workers: int | None = None,
         progress: Progress | None = None,
         settle: float = 0.0,
+        rebuild: bool = False,
     ) -> LiveIndex:
         """The index of ``corpus_path`` as it is now: the manifest's segments (memory-mapped from the
-        cache), brought up to date with the folder by indexing only what changed. Raises CorpusError when
-        the folder is missing or holds no usable document."""
+        cache), brought up to date with the folder by indexing only what changed (``rebuild``: all of it,
+        as one new segment). Raises CorpusError when the folder is missing or holds no usable document."""
+        started = time.perf_counter()
         settings = settings or IndexSettings()
         root = Path(corpus_path)
         if not root.is_dir():
@@ -154,15 +163,39 @@ class LiveIndex:
         cache = Path(cache_dir) if cache_dir is not None else None
         live = cls.__new__(cls)
         live.root, live.settings, live.cache_dir = root, settings, cache
+        live._rebuild = rebuild
         with live._manifest_lock():
             state = live._read_state() or _State(0, [])
-            state, _update = live._bring_up_to_date(state, workers=workers, progress=progress, settle=settle)
+            if rebuild:
+                state = _State(state.generation, [])
+            state, update = live._bring_up_to_date(state, workers=workers, progress=progress, settle=settle)
         if not state.segments:
             skipped = len(state.skipped)
             detail = f" ({skipped} files skipped)" if skipped else ""
             raise CorpusError(f"corpus folder {root} holds no usable documents{detail}")
         cls.__init__(live, root, settings, cache, state)
+        live.opened = _with_seconds(update, time.perf_counter() - started)
         return live
+
+    def summary(self) -> str:
+        """One line on the index as opened: its size, the problems, and what opening it took."""
+        stats = self.index.stats
+        warnings = sum(1 for p in self._state.problems if not p.skipped)
+        opened = self.opened
+        read = len(opened.added) + len(opened.changed)
+        if not read and not opened.removed:
+            how = "loaded from cache"
+        elif len(self._state.segments) == 1 and not self._state.segments[0].removed and opened.added:
+            how = "built"
+        else:
+            how = f"updated ({_counted(read, 'file')} indexed, {len(opened.removed):,} removed)"
+        segments = _counted(len(self._state.segments), "segment")
+        return (
+            f"{_counted(stats.documents, 'document')}, {_counted(stats.sentences, 'sentence')}, "
+            f"{_counted(stats.terms, 'term')}; {_counted(self.skipped, 'file')} skipped, "
+            f"{_counted(warnings, 'warning')}; {segments}, generation {self.generation}; "
+            f"{how} in {opened.seconds:.2f} s"
+        )
 
     # -- what the bot shows -------------------------------------------------------------------------------
 
@@ -234,12 +267,76 @@ class LiveIndex:
             self._swap(new_state, update)
             return update
 
+    # -- meaning ------------------------------------------------------------------------------------------
+
+    def open_vectors(self, *, threads: int = 1) -> VectorBuild | ComposedVectorBuild | None:
+        """Rank by meaning, as ``retrieval.open_vectors`` does for a fixed index: the current generation's
+        embeddings, loaded from the cache or to be made by the returned build's ``run()`` (slow: run it
+        in the background); None, with the reason logged, when meaning is off. Every later generation
+        gets its embeddings at the swap, its segments' own reused: a new segment of at most
+        ``INLINE_EMBED`` sentences is embedded before it goes live (a second or two), a larger one in a
+        background thread while words alone rank."""
+        encoder = load_encoder(self.settings, threads=threads)
+        if encoder is None:
+            return None
+        with self._lock:
+            self._encoder = encoder
+            build = self._vectors_for(self.index)
+            self.index.attach_vectors(build)
+        return build
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the embedding threads an update started (what they made is kept for the next start)."""
+        for _, build in self._embedders:
+            build.stop()
+        for thread, _ in self._embedders:
+            thread.join(timeout)
+
+    def _vectors_for(self, index: SearchIndex) -> VectorBuild | ComposedVectorBuild:
+        assert self._encoder is not None
+        parts = [p.index for p in index.composition.parts] if index.composition else [index]
+        builds = []
+        for part in parts:
+            build = self._segment_vectors.get(part.fingerprint)
+            if build is None:
+                build = part.vector_build(self._encoder, self.cache_dir)
+                assert isinstance(build, VectorBuild)
+                self._segment_vectors[part.fingerprint] = build
+            builds.append(build)
+        live = {p.fingerprint for p in parts}
+        for fingerprint in [f for f in self._segment_vectors if f not in live]:
+            del self._segment_vectors[fingerprint]
+        if index.composition is None:
+            return builds[0]
+        return ComposedVectorBuild(builds, index.composition)
+
+    def _attach_meaning(self, index: SearchIndex) -> None:
+        if self._encoder is None:
+            return
+        build = self._vectors_for(index)
+        index.attach_vectors(build)
+        if build.complete:
+            return
+        missing = build.missing
+        if missing <= INLINE_EMBED:
+            build.run()
+            return
+        log.info("ranking by meaning: embedding %s new sentences in the background", f"{missing:,}")
+        thread = threading.Thread(target=build.run, name="embed-update", daemon=True)
+        self._embedders = [(t, b) for t, b in self._embedders if t.is_alive()]
+        self._embedders.append((thread, build))
+        thread.start()
+
     # -- internals -----------------------------------------------------------------------------------------
 
     def _swap(self, state: _State, update: Update) -> None:
         old = self.index
         new = self._compose(state.segments)
         new.adopt_warm_state(old)
+        try:
+            self._attach_meaning(new)
+        except Exception:
+            log.exception("ranking by meaning could not follow the update; words alone rank the new index")
         self._state = state
         for listener in self._listeners:
             try:
@@ -300,24 +397,17 @@ class LiveIndex:
             Segment(s.entry, s.index, s.files, s.removed | frozenset(masked.get(i, ())))
             for i, s in enumerate(state.segments)
         ]
-        documents: list[Document] = []
-        stats: dict[str, FileStat] = {}
-        problems: list[Problem] = []
-        for name, path, stat in to_read:
+        for name, _, _ in to_read:
             skipped_now.pop(name, None)
-            document, doc_problems = read_document(path, name)
-            problems.extend(doc_problems)
-            if document is None:
-                reason = next(
-                    (p for p in doc_problems if p.skipped), Problem(name, "could not be read", True)
-                )
-                skipped_now[name] = (stat, reason)
-                added = [n for n in added if n != name]  # an unreadable new file adds nothing
-                continue
-            documents.append(document)
-            stats[name] = stat
-        if documents:
-            segments.append(self._new_segment(documents, stats, problems, workers=workers, progress=progress))
+        segment, problems = self._segment_of(to_read, workers=workers, progress=progress)
+        for problem in problems:
+            if problem.skipped and problem.file not in skipped_now:
+                stat = next(st for n, _, st in to_read if n == problem.file)
+                skipped_now[problem.file] = (stat, problem)
+        unreadable = set(skipped_now)
+        added = [n for n in added if n not in unreadable]  # an unreadable new file adds nothing
+        if segment is not None:
+            segments.append(segment)
         segments = [s for s in segments if s.live_documents > 0]
         read_names = {n for n, _, _ in to_read}
         kept_problems = [p for p in state.problems if p.file in current and p.file not in read_names]
@@ -331,27 +421,46 @@ class LiveIndex:
         )
         return new_state, update
 
-    def _new_segment(
+    def _segment_of(
         self,
-        documents: list[Document],
-        stats: dict[str, FileStat],
-        problems: list[Problem],
+        files: list[tuple[str, Path, FileStat]],
         *,
         workers: int | None,
         progress: Progress | None = None,
-    ) -> Segment:
+    ) -> tuple[Segment | None, list[Problem]]:
+        """The segment of these files (None if none is readable) and their problems: from the cache when
+        they were indexed before (a crash after the segment was written, or an index cached before
+        segments existed: nothing is read), else read, analysed and written to the cache."""
+        stats = {name: stat for name, _, stat in files}
+        entry = self.cache_dir / f"index-{segment_key(self.settings, stats)}" if self.cache_dir else None
+        if entry is not None and not self._rebuild and files:
+            try:
+                index, meta = read_entry(entry, self.settings)
+            except CacheEntryError:
+                pass
+            else:
+                held = {d.name for d in index._store.documents}
+                problems = [Problem(**p) for p in meta["problems"]]
+                return Segment(entry.name, index, {n: st for n, st in stats.items() if n in held}), problems
+        documents: list[Document] = []
+        problems = []
+        for name, path, _ in files:
+            document, doc_problems = read_document(path, name)
+            if document is None and not any(p.skipped for p in doc_problems):
+                doc_problems = [*doc_problems, Problem(name, "could not be read", True)]
+            problems.extend(doc_problems)
+            if document is not None:
+                documents.append(document)
+        if not documents:
+            return None, problems
+        held_stats = {d.name: stats[d.name] for d in documents}
         index = SearchIndex.build(documents, self.settings, workers=workers, progress=progress)
-        if self.cache_dir is None:
-            return Segment(None, index, stats)
-        key = segment_key(self.settings, stats)
-        entry = self.cache_dir / f"index-{key}"
-        try:
-            cached, _ = read_entry(entry, self.settings)  # the same files, indexed before: the same segment
-            index = cached
-        except CacheEntryError:
-            write_entry(entry, index, tuple(problems), len(documents), 0, corpus=self.root, replace=True)
-            index, _ = read_entry(entry, self.settings)  # memory-mapped, as every other segment
-        return Segment(entry.name, index, stats)
+        if entry is None:
+            return Segment(None, index, held_stats), problems
+        skipped = len(files) - len(documents)
+        write_entry(entry, index, tuple(problems), len(documents), skipped, corpus=self.root, replace=True)
+        index, _ = read_entry(entry, self.settings)  # memory-mapped, as every other segment
+        return Segment(entry.name, index, held_stats), problems
 
     def _merged_segment(self, segments: Sequence[Segment]) -> Segment:
         from retrieval.compose import compact
@@ -379,7 +488,9 @@ class LiveIndex:
 
     # -- the manifest ---------------------------------------------------------------------------------------
 
-    def _manifest_path(self) -> Path | None:
+    @property
+    def manifest_path(self) -> Path | None:
+        """Where the manifest of this corpus folder and settings lives (None without a cache folder)."""
         if self.cache_dir is None:
             return None
         key = json.dumps([str(self.root.resolve()), self.settings.fingerprint]).encode("utf-8")
@@ -387,7 +498,7 @@ class LiveIndex:
 
     @contextlib.contextmanager
     def _manifest_lock(self) -> Iterator[None]:
-        path = self._manifest_path()
+        path = self.manifest_path
         if path is None:
             yield
             return
@@ -411,7 +522,7 @@ class LiveIndex:
         """The state the manifest on disk describes, if its generation is above ``newer_than``, with its
         segments loaded (those already loaded here are reused); None without a usable, newer manifest. A
         segment that cannot be loaded is dropped, so its files count as new and are indexed again."""
-        path = self._manifest_path()
+        path = self.manifest_path
         if path is None or not path.exists():
             return None
         try:
@@ -448,7 +559,7 @@ class LiveIndex:
         return _State(generation, segments, skipped, problems)
 
     def _write_state(self, state: _State) -> None:
-        path = self._manifest_path()
+        path = self.manifest_path
         if path is None:
             return
         data = {
@@ -500,6 +611,10 @@ def merge_due(segments: Sequence[Segment]) -> bool:
     total = sum(len(s.index._store) for s in segments)
     masked = sum(d.n_sentences for s in segments for d in s.index._store.documents if d.name in s.removed)
     return bool(total) and masked / total > MAX_REMOVED_SHARE
+
+
+def _counted(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _with_seconds(update: Update, seconds: float) -> Update:

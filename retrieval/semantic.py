@@ -171,6 +171,11 @@ class VectorBuild:
     def complete(self) -> bool:
         return self._vectors is not None
 
+    @property
+    def missing(self) -> int:
+        """Sentences still to be embedded."""
+        return 0 if self.complete else self.total - self.done
+
     def run(self, progress: Callable[[int, int], None] | None = None) -> SentenceVectors | None:
         """Encode what is missing, store it, and return the vectors (None, with ``error`` set, on failure).
         Safe to call again: a second call returns at once."""

@@ -1,0 +1,139 @@
+"""Keeping a :class:`~retrieval.live.LiveIndex` up to date while it is searched: a thread that refreshes it.
+
+The thread waits on three things: changes in the corpus folder (``watchfiles``: inotify on Linux, polling
+where that is not available, e.g. on some network file systems), a new manifest written by another
+process (``corpus-bot index`` run beside the bot), and explicit requests (:meth:`CorpusWatcher.request`,
+which the bot calls on SIGHUP). A refresh also runs every ``poll_every`` seconds, in case an event was
+missed. Files still being written are looked at again once they have had ``settle`` seconds of quiet.
+When the segments have grown many, they are merged here too, between updates.
+
+A failing refresh (the disk full, the cache folder unwritable) is logged and counted by the live index;
+the index in use stays as it was and the next event tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from retrieval.live import SETTLE_SECONDS, LiveIndex, Update
+
+log = logging.getLogger(__name__)
+
+POLL_EVERY = 300.0  # seconds between two refreshes when nothing is heard of
+_WAKE_MS = 200  # how often the waiting thread looks at requests and pending files
+_DEBOUNCE_MS = 50  # changes arriving this close together are taken as one
+
+
+class CorpusWatcher:
+    """A thread that keeps ``live`` up to date (see the module's docstring); :meth:`start`, :meth:`stop`."""
+
+    def __init__(
+        self,
+        live: LiveIndex,
+        *,
+        settle: float = SETTLE_SECONDS,
+        poll_every: float = POLL_EVERY,
+        force_polling: bool | None = None,
+        on_update: Callable[[Update], None] | None = None,
+    ) -> None:
+        self.live = live
+        self.settle = settle
+        self.poll_every = poll_every
+        self.force_polling = force_polling
+        self.on_update = on_update
+        self._stop = threading.Event()
+        self._wanted = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._next_look: float | None = None  # monotonic time of a look due for files still being written
+        self.refreshes = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="corpus-watcher", daemon=True)
+        self._thread.start()
+
+    def request(self) -> None:
+        """Refresh as soon as possible (thread- and signal-safe: it only sets an event)."""
+        self._wanted.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop watching; waits for a refresh in progress to finish (it leaves a consistent index)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # -- the thread ------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        from watchfiles import watch
+
+        root = self.live.root.resolve()
+        paths: list[Path] = [root]
+        manifest = self.live.manifest_path
+        if manifest is not None:
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            paths.append(manifest.parent.resolve())
+
+        def interesting(_change: object, path: str) -> bool:
+            where = Path(path)
+            in_cache = manifest is not None and where.parent == manifest.parent.resolve()
+            if in_cache and root not in where.parents:
+                return where.name == manifest.name  # type: ignore[union-attr]
+            return not where.name.startswith(".")
+
+        last_refresh = time.monotonic()
+        try:
+            for changes in watch(
+                *paths,
+                watch_filter=interesting,
+                debounce=_DEBOUNCE_MS,
+                step=_DEBOUNCE_MS,
+                stop_event=self._stop,
+                rust_timeout=_WAKE_MS,
+                yield_on_timeout=True,
+                force_polling=self.force_polling,
+                raise_interrupt=False,
+            ):
+                if self._stop.is_set():
+                    break
+                now = time.monotonic()
+                due = (
+                    bool(changes)
+                    or self._wanted.is_set()
+                    or (self._next_look is not None and now >= self._next_look)
+                    or now - last_refresh >= self.poll_every
+                )
+                if due:
+                    self._wanted.clear()
+                    self._refresh()
+                    last_refresh = time.monotonic()
+        except Exception:
+            log.exception("watching %s failed; new files are seen only after a restart (or SIGHUP)", root)
+
+    def _refresh(self) -> None:
+        self._next_look = None
+        try:
+            update = self.live.refresh(settle=self.settle)
+        except Exception as error:
+            log.error("updating the index failed (the index in use stays as it was): %s", error)
+            return
+        self.refreshes += 1
+        if update.pending:
+            self._next_look = time.monotonic() + self.settle
+        for problem in update.problems:
+            log.warning("%s", problem)
+        if update.changed_anything and self.on_update is not None:
+            try:
+                self.on_update(update)
+            except Exception:
+                log.exception("reporting an index update failed")
+        try:
+            merged = self.live.merge()
+        except Exception as error:
+            log.error("merging the index segments failed (they stay as they are): %s", error)
+        else:
+            if merged is not None:
+                log.info("index segments merged: %s", merged.summary())
