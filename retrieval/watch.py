@@ -85,6 +85,7 @@ class CorpusWatcher:
             return not where.name.startswith(".")
 
         last_refresh = time.monotonic()
+        first = True  # the first yield comes once the watch is in place: look once, for what came before
         try:
             for changes in watch(
                 *paths,
@@ -101,11 +102,13 @@ class CorpusWatcher:
                     break
                 now = time.monotonic()
                 due = (
-                    bool(changes)
+                    first
+                    or bool(changes)
                     or self._wanted.is_set()
                     or (self._next_look is not None and now >= self._next_look)
                     or now - last_refresh >= self.poll_every
                 )
+                first = False
                 if due:
                     self._wanted.clear()
                     self._refresh()
