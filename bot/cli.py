@@ -1,7 +1,7 @@
 """The ``corpus-bot`` command line: ask a question, build the index, run the bot.
 
     corpus-bot ask "basic research" [--top-k N] [--corpus DIR] [--config PATH] [--json]
-    corpus-bot index [--corpus DIR] [--config PATH] [--rebuild]
+    corpus-bot index [--corpus DIR] [--config PATH] [--rebuild] [--merge]
     corpus-bot timeline "topic" [--out chart.png] [--json] [--corpus DIR] [--config PATH]
     corpus-bot webhook info|delete [--drop-pending-updates] [--config PATH]
     corpus-bot run [--config PATH] [--mode polling|webhook]
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import threading
 import time
@@ -23,8 +24,8 @@ from pathlib import Path
 
 from bot.config import ConfigError, Settings, load_settings, read_token
 from bot.inbox import InboxError
-from bot.wording import counted, format_date
-from retrieval import CorpusError, Hit, OpenedIndex, SearchResult, open_index, open_vectors
+from bot.wording import counted, format_date, format_timestamp
+from retrieval import CorpusError, Hit, LiveIndex, SearchResult
 from retrieval.timeline import Timeline
 
 EXIT_USAGE = 2
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         "--corpus", type=Path, default=None, metavar="DIR", help="corpus folder (overrides config)"
     )
     index.add_argument("--rebuild", action="store_true", help="rebuild even if the cache is up to date")
+    index.add_argument("--merge", action="store_true", help="fold the index's segments into one now")
 
     timeline = add("timeline", "count a topic's sentences per day, month or year; draw the chart", _timeline)
     timeline.add_argument("topic", nargs="*", help='the topic ("a vs b" compares); the question syntax works')
@@ -115,7 +117,8 @@ def _positive_int(text: str) -> int:
 
 def _open(
     settings: Settings, corpus: Path | None, *, rebuild: bool = False, show_progress: bool = False
-) -> OpenedIndex:
+) -> LiveIndex:
+    """The corpus's index, brought up to date with the folder (only new and changed files are read)."""
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -127,7 +130,7 @@ def _open(
         bar.update(done - bar.n)
 
     try:
-        return open_index(
+        return LiveIndex.open(
             corpus or settings.corpus.path,
             settings.index_settings(),
             settings.index.cache_dir,
@@ -144,9 +147,9 @@ _STOP_WAIT = 30.0  # seconds to wait for the background embedding to stop after 
 _ASK_EMBEDS_AT_MOST = 5_000
 
 
-def _meaning(opened: OpenedIndex, settings: Settings, *, foreground: bool, show_progress: bool) -> None:
+def _meaning(opened: LiveIndex, settings: Settings, *, foreground: bool, show_progress: bool) -> None:
     """Attach ranking by meaning to the index: finish the embeddings here (``foreground``) or say why not."""
-    build = open_vectors(opened.index, settings.index.cache_dir, threads=2 if foreground else 1)
+    build = opened.open_vectors(threads=2 if foreground else 1)
     if build is None or build.complete:
         return
     missing = build.total - build.done
@@ -366,8 +369,13 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     for problem in opened.problems:
         print(problem, file=sys.stderr)
     print(opened.summary())
-    if opened.cache_path:
-        print(f"cache: {opened.cache_path}")
+    merged = opened.merge(force=args.merge)
+    if merged is not None:
+        print(f"segments merged into one ({merged.seconds:.2f} s)")
+    for line in _segment_lines(opened):
+        print(line)
+    if opened.manifest_path:
+        print(f"cache: {opened.manifest_path}")
     started = time.perf_counter()
     _meaning(opened, settings, foreground=True, show_progress=sys.stderr.isatty())
     progress = opened.index.semantic_progress
@@ -383,11 +391,24 @@ def _index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _start_meaning(opened: OpenedIndex, settings: Settings) -> Callable[[], None]:
+def _segment_lines(live: LiveIndex) -> list[str]:
+    """What ``corpus-bot index`` shows of the segments and the last update."""
+    when = "never" if live.last_update is None else format_timestamp(live.last_update)
+    lines = [f"segments: {len(live.segments)} (generation {live.generation}, last update {when})"]
+    for segment in live.segments:
+        removed = len(segment.removed & segment.files.keys())
+        gone = f", {removed:,} removed since" if removed else ""
+        sentences = len(segment.index._store)
+        lines.append(f"  {segment.entry or 'in memory'}: {counted(len(segment.files), 'document')}{gone}, "
+                     f"{counted(sentences, 'sentence')}")  # fmt: skip
+    return lines
+
+
+def _start_meaning(opened: LiveIndex, settings: Settings) -> Callable[[], None]:
     """Warm the typo index up and embed the corpus in a background thread, while the bot answers with
     BM25 (the embedding uses one core; the other answers). Returns what stops that thread and waits for
     it, to be called before the process exits."""
-    build = open_vectors(opened.index, settings.index.cache_dir, threads=1)
+    build = opened.open_vectors(threads=1)
     if build is None or build.complete:
         warm = threading.Thread(target=opened.index.warm_up, name="warm-up", daemon=True)
         warm.start()
@@ -432,17 +453,45 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     opened = _open(settings, None)
     logging.getLogger("corpus_bot").info("index ready: %s", opened.summary())
     stop_meaning = _start_meaning(opened, settings)
+    stop_watching = _start_watching(opened, settings)
     try:
         if mode == "webhook":
             from bot.webhook import run_webhook
 
-            run_webhook(settings, opened.index, token)
+            run_webhook(settings, opened, token)
         else:
             from bot.polling import run_polling
 
-            run_polling(settings, opened.index, token)
+            run_polling(settings, opened, token)
     except InboxError as error:
         raise ConfigError(f"{error} (delivery.path)") from None
     finally:
+        stop_watching()
         stop_meaning()
+        opened.close()
     return 0
+
+
+def _start_watching(live: LiveIndex, settings: Settings) -> Callable[[], None]:
+    """Follow the corpus folder (``corpus.watch``) and refresh on SIGHUP; returns what stops both."""
+    from retrieval.watch import CorpusWatcher
+
+    corpus = settings.corpus
+    watcher = CorpusWatcher(live, settle=corpus.settle_seconds, poll_every=corpus.poll_seconds)
+    previous = None
+    if hasattr(signal, "SIGHUP"):
+        # A signal handler runs in the main thread between two bytecodes, the event loop's or not: it only
+        # wakes the watcher, which does the work in its own thread.
+        previous = signal.signal(signal.SIGHUP, lambda _signum, _frame: watcher.request())
+    if corpus.watch:
+        watcher.start()
+        logging.getLogger("corpus_bot").info("following %s: new, changed, removed files go live", live.root)
+    else:
+        watcher.start_on_request()
+
+    def stop() -> None:
+        watcher.stop()
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
+
+    return stop

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["counted", "format_date"]
+__all__ = ["counted", "format_date", "format_timestamp"]
 
 
 def counted(count: int, one: str, many: str | None = None) -> str:
@@ -15,3 +15,8 @@ def counted(count: int, one: str, many: str | None = None) -> str:
 def format_date(date: dt.date | None) -> str:
     """``2023-08-05``, or ``date unknown`` for an undated document."""
     return date.isoformat() if date else "date unknown"
+
+
+def format_timestamp(seconds: float) -> str:
+    """``2026-12-01 15:20 UTC`` for a ``time.time()`` value."""
+    return f"{dt.datetime.fromtimestamp(seconds, dt.UTC):%Y-%m-%d %H:%M} UTC"

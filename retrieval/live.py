@@ -108,6 +108,7 @@ class _State:
     segments: list[Segment]
     skipped: dict[str, tuple[FileStat, Problem]] = field(default_factory=dict)  # unreadable files
     problems: list[Problem] = field(default_factory=list)  # of the documents in the index
+    written: float | None = None  # time.time() when this generation's manifest was written
 
 
 class LiveIndex:
@@ -122,7 +123,6 @@ class LiveIndex:
         self._state = state
         self._lock = threading.RLock()
         self._listeners: list[Callable[[SearchIndex, SearchIndex, Update], None]] = []
-        self.last_update: float | None = None  # time.time() of the last change swapped in
         self.opened = Update(state.generation)  # what opening it took (set by ``open``)
         self._rebuild = getattr(self, "_rebuild", False)
         self.documents_added = 0  # counters since start, for the metrics
@@ -202,6 +202,12 @@ class LiveIndex:
     @property
     def generation(self) -> int:
         return self._state.generation
+
+    @property
+    def last_update(self) -> float | None:
+        """When the current generation was made (``time.time()``), by this process or another; None for
+        an index without a cache folder that has not changed since it was opened."""
+        return self._state.written
 
     @property
     def segments(self) -> tuple[Segment, ...]:
@@ -344,7 +350,6 @@ class LiveIndex:
             except Exception:
                 log.exception("a listener of index updates failed")
         self.index = new  # the swap: one attribute, read whole by every search that starts after it
-        self.last_update = time.time()
         self.documents_added += len(update.added) + len(update.changed)
         self.documents_removed += len(update.removed) + len(update.changed)
         log.info("index updated, %s", update.summary())
@@ -556,9 +561,11 @@ class LiveIndex:
                             record.get("entry") if isinstance(record, dict) else record, error)  # fmt: skip
                 continue
             segments.append(Segment(entry, index, files, removed))
-        return _State(generation, segments, skipped, problems)
+        written = data.get("written")
+        return _State(generation, segments, skipped, problems, float(written) if written else None)
 
     def _write_state(self, state: _State) -> None:
+        state.written = time.time()
         path = self.manifest_path
         if path is None:
             return
@@ -567,7 +574,7 @@ class LiveIndex:
             "settings": self.settings.fingerprint,
             "corpus": str(self.root.resolve()),
             "generation": state.generation,
-            "written": time.time(),
+            "written": state.written,
             "segments": [
                 {
                     "entry": s.entry,

@@ -55,6 +55,11 @@ class CorpusWatcher:
         self._thread = threading.Thread(target=self._run, name="corpus-watcher", daemon=True)
         self._thread.start()
 
+    def start_on_request(self) -> None:
+        """Refresh only when asked (:meth:`request`, i.e. on SIGHUP), without watching the folder."""
+        self._thread = threading.Thread(target=self._serve_requests, name="corpus-refresher", daemon=True)
+        self._thread.start()
+
     def request(self) -> None:
         """Refresh as soon as possible (thread- and signal-safe: it only sets an event)."""
         self._wanted.set()
@@ -62,6 +67,7 @@ class CorpusWatcher:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop watching; waits for a refresh in progress to finish (it leaves a consistent index)."""
         self._stop.set()
+        self._wanted.set()  # wakes a thread that serves requests only
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -115,6 +121,15 @@ class CorpusWatcher:
                     last_refresh = time.monotonic()
         except Exception:
             log.exception("watching %s failed; new files are seen only after a restart (or SIGHUP)", root)
+
+    def _serve_requests(self) -> None:
+        while not self._stop.is_set():
+            self._wanted.wait(_WAKE_MS / 1000 if self._next_look is not None else None)
+            if self._stop.is_set():
+                break
+            if self._wanted.is_set() or (self._next_look is not None and time.monotonic() >= self._next_look):
+                self._wanted.clear()
+                self._refresh()
 
     def _refresh(self) -> None:
         self._next_look = None
