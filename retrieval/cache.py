@@ -459,17 +459,53 @@ def _load(entry: Path, settings: IndexSettings, meta: dict, *, verify: bool) -> 
         settings.ranking,
         weights,
     )
+    offsets = arrays["offsets"]
+    blob_ids = range(offsets.shape[0] - 1)  # the sentences
     store = SentenceStore(
         [DocumentInfo.from_json(d) for d in meta["documents"]],
         blob,
-        arrays["offsets"],
+        offsets,
         np.asarray(arrays["sentence_doc"]),
         np.asarray(arrays["sentence_paragraph"]),
         np.asarray(arrays["duplicate_group"]),
         np.asarray(arrays["duplicate_count"]),
-        np.asarray(arrays["text_hash"]) if "text_hash" in arrays else None,
+        np.asarray(arrays["text_hash"]) if "text_hash" in arrays else _kept_text_hash(entry, len(blob_ids)),
     )
+    if store.text_hash is None:  # an entry from before segments: computed on first need, then kept here
+        store.keep_text_hash = lambda hashes: _keep_text_hash(entry, hashes)
     return SearchIndex(inverted, store, settings, fingerprint=meta["index_fingerprint"])
+
+
+_TEXT_HASH = "text_hash"
+
+
+def _kept_text_hash(entry: Path, n_sentences: int) -> np.ndarray | None:
+    """The text hashes kept beside an older entry (see ``_keep_text_hash``), if they are whole."""
+    path, record = entry / f"{_TEXT_HASH}.npy", entry / f"{_TEXT_HASH}.json"
+    if not (path.exists() and record.exists()):
+        return None
+    try:
+        _check_file(path, json.loads(record.read_text(encoding="utf-8")), full=False)
+        hashes = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (CacheEntryError, OSError, ValueError, TypeError, KeyError) as error:
+        log.info("the text hashes kept in %s are unusable (%s); computed again", entry, _one_line(error))
+        return None
+    return np.asarray(hashes) if hashes.shape == (n_sentences,) and hashes.dtype == np.uint64 else None
+
+
+def _keep_text_hash(entry: Path, hashes: np.ndarray) -> None:
+    """Keep computed text hashes beside an entry written without them (a read-only cache just forgets)."""
+    path, record = entry / f"{_TEXT_HASH}.npy", entry / f"{_TEXT_HASH}.json"
+    temporary = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    try:
+        info = _save_array(temporary, hashes)
+        os.replace(temporary, path)
+        sidecar = record.with_name(f".tmp-{record.name}-{os.getpid()}")
+        sidecar.write_text(json.dumps(info), encoding="utf-8")
+        os.replace(sidecar, record)
+    except OSError as error:
+        log.info("could not keep the text hashes in %s: %s", entry, error)
+        temporary.unlink(missing_ok=True)
 
 
 def _weights_name(params: BM25Params) -> str:

@@ -176,6 +176,8 @@ def _hashes(store: SentenceStore) -> np.ndarray:
         store.text_hash = np.fromiter(
             (text_hash(store.text(i)) for i in range(len(store))), np.uint64, count=len(store)
         )
+        if store.keep_text_hash is not None:
+            store.keep_text_hash(store.text_hash)
     return np.asarray(store.text_hash)
 
 

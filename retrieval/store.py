@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +148,8 @@ class SentenceStore:
         self.offsets = np.asarray(offsets, dtype=np.int64)  # n + 1 byte offsets into blob; read per quote
         self.ends = self.offsets[1:] if ends is None else np.asarray(ends, dtype=np.int64)
         self.text_hash = text_hash  # uint64 per sentence (see ``build.text_hash``), when known
+        # Where hashes computed later are kept (the cache sets it for an entry written without them).
+        self.keep_text_hash: Callable[[np.ndarray], None] | None = None
         self.sentence_doc = sentence_doc  # int32 per sentence
         self.sentence_paragraph = sentence_paragraph  # int32 per sentence
         self.duplicate_group = duplicate_group  # int32 per sentence: equal texts share a group

@@ -272,3 +272,26 @@ def test_without_a_cache_folder_it_still_follows_the_folder(corpus: Path) -> Non
     assert live.index.search("lighthouse").hits
     assert live.merge(force=True) is not None and len(live.segments) == 1
     assert live.index.search("lighthouse").hits
+
+
+def test_an_entry_without_text_hashes_gets_them_kept_beside_it(corpus: Path, tmp_path: Path) -> None:
+    import json
+
+    from retrieval import cache, open_index
+
+    cache_dir = tmp_path / "cache"
+    entry = open_index(corpus, cache_dir=cache_dir).cache_path
+    assert entry is not None
+    meta = json.loads((entry / "meta.json").read_text(encoding="utf-8"))
+    del meta["checksum"], meta["files"]["text_hash"], meta["shapes"]["text_hash"]  # as before segments
+    (entry / "text_hash.npy").unlink()
+    (entry / "meta.json").write_bytes(cache._with_checksum(json.dumps(meta).encode("utf-8")))
+    live = LiveIndex.open(corpus, cache_dir=cache_dir)
+    assert live.segments[0].entry == entry.name and live.segments[0].index._store.text_hash is None
+    write(corpus, "d.txt", "date 2021-05-05 Lighthouse\n\nThe harbour was closed by the storm.\n")
+    live.refresh(settle=0)  # composing needs the hashes (a repeated sentence is shown once)
+    assert live.index.search("harbour storm").hits[0].duplicates == 1
+    assert (entry / "text_hash.npy").exists() and (entry / "text_hash.json").exists()
+    again = LiveIndex.open(corpus, cache_dir=cache_dir)
+    assert again.segments[0].index._store.text_hash is not None
+    assert again.index.search("harbour storm").hits[0].duplicates == 1
