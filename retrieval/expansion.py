@@ -66,6 +66,7 @@ class WeightedTerm:
 # A question word the corpus holds at most this often, next to a word one edit away that it holds at least
 # _COMMON_RATIO times as often, is taken for a typo too ("goverment" once, "government" 300 times).
 _RARE_DF = 2
+_STEM_MATCH_PENALTY = 0.5  # a correction found only between stems ranks after one found between words
 _COMMON_RATIO = 20
 _MAX_TYPO_TERMS = 2  # corrections kept per word (ties in distance and frequency are common)
 _MAX_FORM_TERMS = 4
@@ -225,7 +226,7 @@ class QueryExpander:
         from symspellpy import Verbosity
 
         index = self._typo_index()
-        found: dict[str, tuple[int, int]] = {}
+        found: dict[str, tuple[float, int]] = {}
         for probe in {term, word}:
             probe_distance = min(distance, max_edit_distance(probe)) if probe != word else distance
             if not probe_distance:
@@ -237,9 +238,12 @@ class QueryExpander:
                 candidate_df = int(self._df[self._term_ids[candidate]])
                 if df and candidate_df < _COMMON_RATIO * df:
                     continue  # a rare word next to another rare word: neither is the typo
+                # The word as typed, a letter away from a word as written, beats its stem a letter away from
+                # a stem: "expedtion" is "expedition" mistyped, though its stem "expedt" is as near "expect".
+                distance_found = item.distance + (0.0 if probe == word else _STEM_MATCH_PENALTY)
                 best = found.get(candidate)
-                if best is None or item.distance < best[0]:
-                    found[candidate] = (item.distance, candidate_df)
+                if best is None or distance_found < best[0]:
+                    found[candidate] = (distance_found, candidate_df)
         if not found:
             return []
         nearest = min(d for d, _ in found.values())

@@ -7,6 +7,7 @@ on-disk cache by :func:`open_index`) and answers :meth:`SearchIndex.search`.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import functools
 import hashlib
 import itertools
@@ -148,6 +149,7 @@ class IndexSettings:
 
 
 STORE_FORMAT = "corpus-bot-index-1"
+_SURFACE_SENTENCES = 20  # sentences read for the written forms of a corrected word
 _DATE_ORDER_FALLBACK = 50  # with no sentence holding every word, the best this many in date order
 QUESTION_VECTORS = 4096  # embeddings of the latest distinct questions kept (1.5 KiB each)
 _EXAMPLE_SAMPLE = 20_000  # sentences read to find example questions
@@ -299,7 +301,7 @@ class SearchIndex:
             return []
         words: list[str] = []
         for term in self._expander.corrections(folded, terms[0]):
-            surface = self._surface_word(term)
+            surface = self._surface_word(term, near=folded)
             if surface and surface != folded and surface not in words:
                 words.append(surface)
         return words[:n]
@@ -655,7 +657,8 @@ class SearchIndex:
                 corrections.setdefault(weighted.word, []).append(weighted.term)
         suggestions: dict[str, tuple[str, ...]] = {}
         for word in unknown:
-            surfaces = [s for t in corrections.get(word.casefold(), ()) if (s := self._surface_word(t))]
+            typed = word.casefold()
+            surfaces = [s for t in corrections.get(typed, ()) if (s := self._surface_word(t, near=typed))]
             if surfaces:
                 suggestions[word] = tuple(dict.fromkeys(surfaces))
         known = [(inverted.term_ids[t.term], t.weight) for t in terms if t.term in inverted.term_ids]
@@ -1070,17 +1073,27 @@ class SearchIndex:
         if not 0 <= sentence_id < len(self._store):
             raise IndexError(f"no sentence {sentence_id} in this index")
 
-    def _surface_word(self, term: str) -> str | None:
-        """A word as written in the corpus that analyses to ``term``."""
+    def _surface_word(self, term: str, near: str | None = None) -> str | None:
+        """A word as written in the corpus that analyses to ``term``: of the forms its first sentences
+        use, the one most like ``near`` (a typed word: "decoratr" -> "decorator", not "decorated"), else
+        the first found."""
         term_id = self._inverted.term_ids.get(term)
         if term_id is None:
             return None
-        for sentence_id in self._inverted.postings(term_id)[:5].tolist():
+        forms: list[str] = []
+        sentences = self._inverted.postings(term_id)[: 5 if near is None else _SURFACE_SENTENCES]
+        for sentence_id in sentences.tolist():
             text = self._store.text(sentence_id)
             for token in self._analyzer.tokens(text):
                 if token.term == term:
-                    return text[token.start : token.end].casefold()
-        return None
+                    form = text[token.start : token.end].casefold()
+                    if near is None:
+                        return form
+                    if form not in forms:
+                        forms.append(form)
+        if not forms:
+            return None
+        return max(forms, key=lambda f: difflib.SequenceMatcher(None, near, f).ratio())
 
 
 def _phrase_screen(phrases: Sequence[list[str]]) -> re.Pattern[str] | None:

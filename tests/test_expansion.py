@@ -97,3 +97,15 @@ def test_a_pasted_paragraph_of_unknown_words_is_looked_up_only_so_far(
     typos = [t for t in expander.expand(question) if t.source == TYPO]
     assert len(looked_up) == 8 and looked_up[0] == "goverment"
     assert [t.term for t in typos] == ["govern"]
+
+
+def test_a_typo_near_a_written_word_beats_a_stem_as_near() -> None:
+    # "expedtion" is one letter from "expedition" as written, and its stem "expedt" one letter from the
+    # stem "expect", which is more frequent: the word as written decides.
+    sentences = ["We expect rain.", "They expected more.", "Nobody expects it.", "The expedition left."]
+    analyzer = Analyzer()
+    inverted = InvertedIndex.from_term_lists([analyzer.terms(s) for s in sentences])
+    words = lambda: (w.term for s in sentences for w in analyzer.words(s))  # noqa: E731
+    expander = QueryExpander(analyzer, inverted.term_ids, inverted.document_frequency, surface_words=words)
+    fixes = expander.corrections("expedtion", analyzer.terms("expedtion")[0])
+    assert fixes[0] == analyzer.terms("expedition")[0]

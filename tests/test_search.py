@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rank_bm25 import BM25Okapi
 
-from retrieval import NO_EXPANSION, NO_SEMANTIC, IndexSettings, SearchIndex, load_corpus
+from retrieval import NO_EXPANSION, NO_SEMANTIC, Document, IndexSettings, SearchIndex, load_corpus
 from retrieval import build as build_module
 from retrieval.analysis import Analyzer
 
@@ -360,3 +360,10 @@ def test_quotes_inside_a_phrase_keep_it_whole(index: SearchIndex) -> None:
     hits = index.search('"the ocean “absorbs heat” from"').hits
     assert [h.text for h in hits] == ["The ocean absorbs heat from the atmosphere."]
     assert [hits[0].text[a:b] for a, b in hits[0].spans] == ["The ocean absorbs heat from"]  # one phrase
+
+
+def test_did_you_mean_shows_the_written_form_nearest_the_typo() -> None:
+    sentences = ["The hall was decorated for the feast."] * 3 + ["A decorator wraps a function."]
+    index = SearchIndex.build([Document("a.txt", "A", None, tuple(sentences))])
+    assert index.suggest("decoratr") == ["decorator"]  # same stem as "decorated", which comes first
+    assert index.search("decoratr").suggestions == {"decoratr": ("decorator",)}
