@@ -20,6 +20,7 @@ look-ups per word); the SymSpell index is built once, on first use, over the ter
 
 from __future__ import annotations
 
+import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -109,6 +110,7 @@ class QueryExpander:
         self._df = document_frequency
         self.settings = settings or ExpansionSettings()
         english = analyzer.language in ("english", "porter")
+        self._english = english
         self._spelling = self.settings.spelling and english
         self._word_forms = self.settings.word_forms and english
         self._symspell: object | None = None
@@ -205,6 +207,11 @@ class QueryExpander:
                 if self._symspell is None:
                     self._symspell = previous._symspell
                     self._typo_targets = previous._typo_targets
+
+    def misspelled(self, word: str) -> bool:
+        """Whether ``word`` (case-folded), which the corpus lacks, looks like a slip rather than a word:
+        it is not in an English dictionary (symspellpy's, 82,765 words). Outside English, any word may be."""
+        return not (self._english and word in english_words())
 
     def _rare(self, term: str) -> bool:
         term_id = self._term_ids.get(term)
@@ -314,6 +321,15 @@ class QueryExpander:
                             index.create_dictionary_entry(word, seen[word])
                 self._symspell = index
             return self._symspell
+
+
+@functools.cache
+def english_words() -> frozenset[str]:
+    """The words of the English frequency dictionary symspellpy ships (loaded once, ~50 ms)."""
+    from importlib.resources import files
+
+    text = files("symspellpy").joinpath("frequency_dictionary_en_82_765.txt").read_text(encoding="utf-8")
+    return frozenset(line.split(" ", 1)[0] for line in text.splitlines() if line)
 
 
 def term_weights(terms: Sequence[WeightedTerm], term_ids: Mapping[str, int]) -> dict[int, float]:

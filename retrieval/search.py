@@ -736,7 +736,8 @@ class SearchIndex:
         assert build is not None and build.vectors is not None
         vectors = build.vectors
         settings = self.settings.semantic
-        text = " ".join([query.text, *query.phrases]).strip()
+        fixes = {w: f for w, f in plan.suggestions.items() if self._expander.misspelled(w.casefold())}
+        text = " ".join([_corrected(query.text, fixes), *query.phrases]).strip()
         question_vector = self._question_vector(text)
         dense = vectors.nearest(question_vector, settings.candidates)
         seen_best = [0.0]  # the best cosine among the candidates fuse asked about
@@ -1110,6 +1111,15 @@ def _phrase_screen(phrases: Sequence[list[str]]) -> re.Pattern[str] | None:
     # Phrases in any order: a lookahead each.
     return re.compile("".join(f"(?=.*?{p})" for p in patterns) if len(patterns) > 1 else patterns[0],
                       re.IGNORECASE | re.DOTALL)
+
+
+def _corrected(text: str, suggestions: dict[str, tuple[str, ...]]) -> str:
+    """``text`` with each misspelled word replaced by its likeliest correction: the model reads a typo as
+    unknown word pieces ("breakthrougs" is not near "breakthroughs" by meaning), words as words."""
+    for word, fixes in suggestions.items():
+        if fixes:
+            text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", fixes[0], text)
+    return text
 
 
 def _date_range(query: Query) -> tuple[int | None, int | None]:

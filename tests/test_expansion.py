@@ -109,3 +109,11 @@ def test_a_typo_near_a_written_word_beats_a_stem_as_near() -> None:
     expander = QueryExpander(analyzer, inverted.term_ids, inverted.document_frequency, surface_words=words)
     fixes = expander.corrections("expedtion", analyzer.terms("expedtion")[0])
     assert fixes[0] == analyzer.terms("expedition")[0]
+
+
+def test_a_dictionary_word_is_not_taken_for_a_slip(expander: QueryExpander) -> None:
+    assert expander.misspelled("reserch") and expander.misspelled("fronteirs")
+    assert not expander.misspelled("superstate") and not expander.misspelled("forebears")
+    empty = InvertedIndex.from_term_lists([])
+    french = QueryExpander(Analyzer(language="french"), empty.term_ids, empty.document_frequency)
+    assert french.misspelled("superstate")  # no dictionary for it: any unknown word may be a slip

@@ -367,3 +367,19 @@ def test_did_you_mean_shows_the_written_form_nearest_the_typo() -> None:
     index = SearchIndex.build([Document("a.txt", "A", None, tuple(sentences))])
     assert index.suggest("decoratr") == ["decorator"]  # same stem as "decorated", which comes first
     assert index.search("decoratr").suggestions == {"decoratr": ("decorator",)}
+
+
+def test_meaning_reads_the_question_with_its_slips_corrected(tmp_path: Path) -> None:
+    from tests.test_semantic import ToyEncoder
+
+    sentences = ["The research budget grew.", "A reserve of grain was kept.", "Research needs patience."]
+    index = SearchIndex.build([Document("a.txt", "A", None, tuple(sentences))])
+    seen: list[str] = []
+    encoder = ToyEncoder()
+    index.attach_vectors(index.vector_build(encoder, tmp_path))
+    index._vector_build.run()  # type: ignore[union-attr]
+    original = encoder.encode_query
+    encoder.encode_query = lambda text: (seen.append(text), original(text))[1]  # type: ignore[method-assign]
+    index.attach_vectors(index._vector_build)  # type: ignore[arg-type]
+    index.search("reserch budget superstate")
+    assert seen == ["research budget superstate"]  # the slip corrected, the real (unknown) word left as typed
