@@ -18,6 +18,7 @@ python-telegram-bot ``Application`` is put together; polling (:mod:`bot.polling`
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from telegram import BotCommand, LinkPreviewOptions, Update
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from telegram.request import BaseRequest
 
     from bot.inbox import Inbox
-    from retrieval import SearchIndex
+    from retrieval import LiveIndex, SearchIndex
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +67,17 @@ CONNECTION_POOL_SIZE = 8
 
 def build_application(
     settings: Settings,
-    index: SearchIndex,
+    index: SearchIndex | LiveIndex,
     token: str,
     *,
     request: BaseRequest | None = None,
     inbox: Inbox | None = None,
+    wrap: Callable[[SearchIndex], SearchIndex] | None = None,
 ) -> Application:
     """The bot, ready to be fed updates by polling or a webhook: settings, handlers and the index wired in.
+
+    ``index`` is a fixed ``SearchIndex`` or a ``LiveIndex`` (each answer then uses the generation current
+    when it started); ``wrap`` is applied to each generation (webhook mode times the searches with it).
 
     ``request`` replaces the HTTP client of the Bot API calls (not of ``getUpdates``); webhook mode passes
     one that counts replies and errors for its metrics. Both clients are :class:`AiohttpRequest` objects
@@ -107,7 +112,7 @@ def build_application(
         .post_init(setup_bot)
     )
     application = builder.build()
-    application.bot_data[handlers.SERVICES_KEY] = Services.create(settings, index)
+    application.bot_data[handlers.SERVICES_KEY] = Services.create(settings, index, wrap=wrap)
     add_handlers(application)
     return application
 

@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +52,7 @@ from bot.processing import give_up, lateness
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from retrieval import IndexStats, SearchIndex, SearchResult
+    from retrieval import ContextSentence, Hit, IndexStats, LiveIndex, SearchIndex, SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -76,32 +76,102 @@ _STALE_CORPUS = "The corpus has changed since this answer. Please ask your quest
 _SORRY = "Sorry, something went wrong on my side. Please try again in a moment."
 
 
+@dataclass(frozen=True, slots=True)
+class IndexStatus:
+    """What /about and the metrics tell of the index beyond its statistics: its generation and segments,
+    when it was made, and the updates since the bot started (a fixed index: generation 0, one segment,
+    no update)."""
+
+    generation: int = 0
+    segments: int = 1
+    last_update: float | None = None  # time.time() when the generation in use was made (None: not known)
+    documents_added: int = 0
+    documents_removed: int = 0
+    update_errors: int = 0
+
+
 @dataclass
 class Services:
-    """What the handlers need, kept in ``application.bot_data`` (see :class:`BotContext`)."""
+    """What the handlers need, kept in ``application.bot_data`` (see :class:`BotContext`).
+
+    ``source`` is a fixed ``SearchIndex`` or a ``LiveIndex`` whose generations follow the corpus folder.
+    :attr:`index` is the generation to answer with: a handler reads it once per update and uses that one
+    object for the whole answer (sentence ids are only valid within one generation). ``wrap``, when
+    given, is applied to each generation once (webhook mode times the searches with it).
+    """
 
     settings: Settings
-    index: SearchIndex
+    source: SearchIndex | LiveIndex
     limiter: QuestionLimiter
     inline_limiter: QuestionLimiter
-    fingerprint: str  # short form of the index fingerprint, carried in "Context" buttons
-    stats: IndexStats
     typing_after: float = TYPING_AFTER
+    wrap: Callable[[SearchIndex], SearchIndex] | None = None
+    _live: LiveIndex | None = field(default=None, init=False, repr=False)
+    _current: tuple[SearchIndex, SearchIndex] | None = field(default=None, init=False, repr=False)
+    _stats: tuple[str, IndexStats] | None = field(default=None, init=False, repr=False)
     _examples: list[str] | None = field(default=None, repr=False)
-    _charts: OrderedDict[tuple[str, ...], tuple[bytes, render.Reply]] = field(
+    _charts: OrderedDict[tuple[str, tuple[str, ...]], tuple[bytes, render.Reply]] = field(
         default_factory=OrderedDict, repr=False
     )
 
-    async def chart(self, topics: tuple[str, ...]) -> tuple[bytes, render.Reply] | str:
-        """The timeline picture and caption of ``topics``, or a notice when there is nothing to draw.
+    def __post_init__(self) -> None:
+        from retrieval.live import LiveIndex  # the index is loaded by now: no cost
 
-        Counting and drawing run in a worker thread; the last ``CHARTS_KEPT`` charts are kept (an index
-        never changes under a running bot, so a chart stays true for as long as it is kept)."""
-        kept = self._charts.get(topics)
+        self._live = self.source if isinstance(self.source, LiveIndex) else None
+
+    @property
+    def live(self) -> LiveIndex | None:
+        """The live index behind :attr:`index`; None when it is fixed."""
+        return self._live
+
+    @property
+    def index(self) -> SearchIndex:
+        """The current generation (wrapped by ``wrap``). Read it once per answer."""
+        raw = self._live.index if self._live is not None else self.source
+        if self.wrap is None:
+            return raw  # type: ignore[return-value]
+        current = self._current
+        if current is None or current[0] is not raw:
+            current = (raw, self.wrap(raw))  # type: ignore[arg-type]
+            self._current = current  # one assignment: a reader in another thread sees a whole pair
+        return current[1]
+
+    def stats_of(self, index: SearchIndex) -> IndexStats:
+        """``index.stats``, computed once per generation."""
+        kept = self._stats
+        if kept is None or kept[0] != index.fingerprint:
+            kept = (index.fingerprint, index.stats)
+            self._stats = kept
+        return kept[1]
+
+    @property
+    def stats(self) -> IndexStats:
+        """The statistics of the current generation."""
+        return self.stats_of(self.index)
+
+    def status(self, index: SearchIndex | None = None) -> IndexStatus:
+        """The generation, segments and updates of the index; ``segments`` counted in ``index`` (default:
+        the current generation)."""
+        live = self._live
+        if live is None:
+            return IndexStatus()
+        segments = len((index if index is not None else live.index).segment_fingerprints)
+        return IndexStatus(live.generation, segments, live.last_update, live.documents_added,
+                           live.documents_removed, live.update_errors)  # fmt: skip
+
+    async def chart(self, topics: tuple[str, ...]) -> tuple[bytes, render.Reply] | str:
+        """The timeline picture and caption of ``topics`` in the current generation, or a notice when
+        there is nothing to draw.
+
+        Counting and drawing run in a worker thread; the last ``CHARTS_KEPT`` charts are kept, by the
+        fingerprint of the generation they were drawn from (a chart of an older one is out of date)."""
+        index = self.index
+        key = (index.fingerprint, topics)
+        kept = self._charts.get(key)
         if kept is not None:
-            self._charts.move_to_end(topics)
+            self._charts.move_to_end(key)
             return kept
-        timeline = await asyncio.to_thread(self.index.timeline, list(topics))
+        timeline = await asyncio.to_thread(index.timeline, list(topics))
         errors = [s.error for s in timeline.series if s.error]
         if errors:
             return errors[0]
@@ -113,25 +183,31 @@ class Services:
 
         png = await asyncio.to_thread(draw_timeline, timeline, " vs ".join(topics))
         made = (png, render.render_timeline(timeline, topics))
-        self._charts[topics] = made
+        self._charts[key] = made
         while len(self._charts) > CHARTS_KEPT:
             self._charts.popitem(last=False)
         return made
 
     @classmethod
-    def create(cls, settings: Settings, index: SearchIndex) -> Services:
+    def create(
+        cls,
+        settings: Settings,
+        index: SearchIndex | LiveIndex,
+        *,
+        wrap: Callable[[SearchIndex], SearchIndex] | None = None,
+    ) -> Services:
         per_minute = settings.limits.questions_per_minute
         return cls(
             settings=settings,
-            index=index,
+            source=index,
             limiter=QuestionLimiter(per_minute),
             inline_limiter=QuestionLimiter(per_minute * _INLINE_BURST),
-            fingerprint=callbacks.short_fingerprint(index.fingerprint),
-            stats=index.stats,
+            wrap=wrap,
         )
 
     async def examples(self) -> list[str]:
-        """Example questions that really find something (computed once, off the event loop)."""
+        """Example questions that really find something (computed once, off the event loop: they stay
+        good examples while the corpus grows)."""
         if self._examples is None:
             self._examples = await asyncio.to_thread(self.index.example_questions, 3)
         return self._examples
@@ -197,9 +273,16 @@ def _reply_to(message: Message) -> ReplyParameters:
 
 
 async def _search(
-    context: BotContext, question: str, *, k: int, offset: int = 0, chat_id: int | None = None
+    context: BotContext,
+    index: SearchIndex,
+    question: str,
+    *,
+    k: int,
+    offset: int = 0,
+    chat_id: int | None = None,
 ) -> SearchResult:
-    """Search; show "typing…" in ``chat_id`` while it takes more than a moment.
+    """Search ``index`` (the generation the handler read for this answer); show "typing…" in ``chat_id``
+    while it takes more than a moment.
 
     Most questions take well under a millisecond even at a million sentences: they run right here, since
     handing them to a thread costs more than the search (under load it made the replies' p99 latency ten
@@ -208,7 +291,6 @@ async def _search(
     """
     services = context.services
     started = time.perf_counter()
-    index = services.index
     if index.may_take_long(question):
         search = asyncio.ensure_future(asyncio.to_thread(index.search, question, k, offset))
         if chat_id is not None:
@@ -281,12 +363,17 @@ async def help_command(update: Update, context: BotContext) -> None:
 
 
 async def about(update: Update, context: BotContext) -> None:
-    """/about: corpus statistics."""
-    ranking = context.services.settings.ranking
-    index = context.services.index
+    """/about: corpus statistics, and how the live index has changed."""
+    services = context.services
+    ranking = services.settings.ranking
+    index = services.index
     progress = index.semantic_progress
     meaning = None if progress is None else (*progress, index.semantic_ready)
-    text = render.render_about(context.services.stats, ranking.algorithm, ranking.k1, ranking.b, meaning)
+    status = services.status(index)
+    text = render.render_about(
+        services.stats_of(index), ranking.algorithm, ranking.k1, ranking.b, meaning,
+        segments=status.segments, generation=status.generation, last_update=status.last_update,
+    )
     await update.effective_message.reply_text(text)
 
 
@@ -326,10 +413,12 @@ async def question(update: Update, context: BotContext) -> None:
     if await _refused(services, message):
         return
     replies = services.settings.replies
-    result = await _search(context, asked, k=replies.results_per_page, chat_id=message.chat_id)
+    index = services.index
+    result = await _search(context, index, asked, k=replies.results_per_page, chat_id=message.chat_id)
     examples = await services.examples() if result.empty and not result.error else ()
     late = lateness()
-    reply = _page_of(services, result, examples=examples, note=render.late_note(late[1]) if late else None)
+    note = render.late_note(late[1]) if late else None
+    reply = _page_of(services, index, result, examples=examples, note=note)
     await message.reply_text(reply.text, reply_markup=reply.keyboard, reply_parameters=_reply_to(message))
 
 
@@ -388,15 +477,20 @@ async def _refused(services: Services, message: Message) -> bool:
 
 
 def _page_of(
-    services: Services, result: SearchResult, *, examples: Sequence[str] = (), note: str | None = None
+    services: Services,
+    index: SearchIndex,
+    result: SearchResult,
+    *,
+    examples: Sequence[str] = (),
+    note: str | None = None,
 ) -> render.Reply:
-    """A page of quotes laid out with the reply settings (page size, pages, context radius)."""
+    """A page of quotes of ``index`` laid out with the reply settings (page size, pages, context radius)."""
     replies = services.settings.replies
     return render.render_results(
         result,
         page_size=replies.results_per_page,
         max_pages=replies.max_pages,
-        fingerprint=services.fingerprint,
+        fingerprint=callbacks.short_fingerprint(index.fingerprint),
         context_radius=replies.context_sentences,
         examples=examples,
         note=note,
@@ -450,8 +544,9 @@ async def _answer_anew(
         await _send_timeline(message, asked, context, reply_to=message)
         return
     replies = services.settings.replies
-    result = await _search(context, asked, k=replies.results_per_page, chat_id=message.chat_id)
-    reply = _page_of(services, result)
+    index = services.index
+    result = await _search(context, index, asked, k=replies.results_per_page, chat_id=message.chat_id)
+    reply = _page_of(services, index, result)
     await message.reply_text(reply.text, reply_markup=reply.keyboard, reply_parameters=_reply_to(message))
 
 
@@ -472,22 +567,27 @@ async def _turn_page(query: CallbackQuery, pressed: callbacks.PageButton, contex
     if refusal is not None:
         await _refuse_button(query, refusal)
         return
-    result = await _search(context, asked, k=replies.results_per_page, offset=pressed.offset)
+    index = services.index
+    result = await _search(context, index, asked, k=replies.results_per_page, offset=pressed.offset)
     if result.empty or result.error:
         await query.answer("No more quotes for this question.")
         return
-    reply = _page_of(services, result)
+    reply = _page_of(services, index, result)
     await query.answer()
     await _edit(query, reply)
 
 
 async def _show_context(query: CallbackQuery, pressed: callbacks.ContextButton, context: BotContext) -> None:
+    """The sentences around the quote the button names, found again by its address in the current
+    generation: still there after other documents came or went; gone (or never ours) is "ask again"."""
     services = context.services
     message = _accessible(query)
     if message is None:
         await query.answer(_STALE)
         return
-    if pressed.fingerprint != services.fingerprint:
+    index = services.index
+    sentence_id = callbacks.resolve_sentence(index, pressed.fingerprint, pressed.sentence_id)
+    if sentence_id is None:
         await query.answer(_STALE_CORPUS)
         return
     if not pressed.edit:  # a new message each press ("More context" edits the one it is on)
@@ -496,14 +596,17 @@ async def _show_context(query: CallbackQuery, pressed: callbacks.ContextButton, 
             await _refuse_button(query, refusal)
             return
     radius = min(pressed.radius, render.MAX_CONTEXT_RADIUS)
-    index = services.index
+
+    def look_up() -> tuple[Hit, list[ContextSentence]]:
+        return index.hit(sentence_id), index.context(sentence_id, radius, radius)
+
     try:
-        hit = await asyncio.to_thread(index.hit, pressed.sentence_id)
-        sentences = await asyncio.to_thread(index.context, pressed.sentence_id, radius, radius)
+        hit, sentences = await asyncio.to_thread(look_up)
     except IndexError:
         await query.answer(_STALE_CORPUS)
         return
-    reply = render.render_context(hit, sentences, fingerprint=services.fingerprint, radius=radius)
+    fingerprint = callbacks.short_fingerprint(index.fingerprint)
+    reply = render.render_context(hit, sentences, fingerprint=fingerprint, radius=radius)
     await query.answer()
     if pressed.edit:
         await _edit(query, reply)
@@ -547,8 +650,9 @@ async def inline_query(update: Update, context: BotContext) -> None:
         # A forged or out-of-range offset: nothing more to show (Telegram only sends our next_offset back).
         await query.answer([], cache_time=cache_time)
         return
-    result = await _search(context, asked, k=replies.inline_results, offset=offset)
-    articles = render.render_inline_results(result, services.fingerprint)
+    index = services.index
+    result = await _search(context, index, asked, k=replies.inline_results, offset=offset)
+    articles = render.render_inline_results(result, callbacks.short_fingerprint(index.fingerprint))
     following = offset + len(articles)
     next_offset = str(following) if articles and following < result.total else None
     button = None

@@ -7,16 +7,20 @@ happen without the handlers knowing about them:
 * updates received: counted by the webhook endpoint as it accepts them (:mod:`bot.webhook`);
 * replies sent and Telegram API errors: :class:`MetricsRequest`, the HTTP client every Bot API call goes
   through (given to ``build_application(..., request=...)``);
-* search latency: :class:`TimedIndex`, a stand-in for the ``SearchIndex`` that times ``search``;
-* index size: gauges set once from the index statistics.
+* search latency: :class:`TimedIndex`, a stand-in for the ``SearchIndex`` that times ``search`` (one per
+  generation of a live index);
+* the index: its size, generation, segments and updates, read at each scrape from the generation in use
+  (:meth:`BotMetrics.track_index`).
 
 Each :class:`BotMetrics` has a registry of its own rather than prometheus_client's global one, so several
 services (tests, benchmarks) can live in one process without "duplicated timeseries" errors.
 
     metrics = BotMetrics()
-    metrics.observe_index(index.stats)
-    application = build_application(settings, TimedIndex(index, metrics), token,
+    application = build_application(settings, live, token, wrap=lambda i: TimedIndex(i, metrics),
                                     request=MetricsRequest(metrics, **bot.app.request_options(settings)))
+    services = application.bot_data[bot.handlers.SERVICES_KEY]
+    metrics.track_index(lambda: services.index, services.stats_of, services.status)
+    metrics.track_meaning(lambda: services.index)
     body = metrics.exposition()        # bytes for GET /metrics, media type metrics.CONTENT_TYPE
 """
 
@@ -45,6 +49,7 @@ from bot.http_client import AiohttpRequest
 
 if TYPE_CHECKING:
     from bot.delivery import DeliveryLimiter
+    from bot.handlers import IndexStatus
     from bot.inbox import Inbox
     from bot.processing import OrderedUpdateProcessor
     from retrieval import IndexStats, SearchIndex, SearchResult
@@ -90,9 +95,6 @@ class BotMetrics:
         self.search_seconds = Histogram(
             "corpus_bot_search_seconds", "Time to answer one search", buckets=SEARCH_BUCKETS, registry=r
         )
-        self.index_documents = Gauge("corpus_bot_index_documents", "Documents in the index", registry=r)
-        self.index_sentences = Gauge("corpus_bot_index_sentences", "Sentences in the index", registry=r)
-        self.index_terms = Gauge("corpus_bot_index_terms", "Distinct terms in the index", registry=r)
         self.semantic_embedded = Gauge(
             "corpus_bot_semantic_sentences_embedded", "Sentences embedded for ranking by meaning", registry=r
         )
@@ -110,15 +112,21 @@ class BotMetrics:
         for kind in ("secret", "malformed", "too_large", "slow", "disconnected", "not_running"):
             self.webhook_rejected.labels(kind)  # present (at 0) from the start, so alerts can use rate()
 
-    def observe_index(self, stats: IndexStats) -> None:
-        self.index_documents.set(stats.documents)
-        self.index_sentences.set(stats.sentences)
-        self.index_terms.set(stats.terms)
+    def track_index(
+        self,
+        current: Callable[[], SearchIndex],
+        stats: Callable[[SearchIndex], IndexStats],
+        status: Callable[[SearchIndex], IndexStatus],
+    ) -> None:
+        """Report the index at every scrape: ``current()`` is the generation in use (read once per
+        scrape), ``stats`` and ``status`` what to say of it (see ``bot.handlers.Services``)."""
+        self.registry.register(_IndexCollector(current, stats, status))
 
-    def track_meaning(self, index: SearchIndex) -> None:
-        """Read the progress of the sentence embeddings (built in the background) at every scrape."""
-        self.semantic_embedded.set_function(lambda: float((index.semantic_progress or (0, 0))[0]))
-        self.semantic_ready.set_function(lambda: float(index.semantic_ready))
+    def track_meaning(self, current: Callable[[], SearchIndex]) -> None:
+        """Read the progress of the sentence embeddings (built in the background) of the generation in
+        use, ``current()``, at every scrape."""
+        self.semantic_embedded.set_function(lambda: float((current().semantic_progress or (0, 0))[0]))
+        self.semantic_ready.set_function(lambda: float(current().semantic_ready))
 
     def track_queue(self, queued: Callable[[], float], in_progress: Callable[[], float]) -> None:
         """Read the queue length and the updates in progress whenever the metrics are scraped."""
@@ -136,6 +144,47 @@ class BotMetrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _IndexCollector(Collector):
+    """The index in use, read at each scrape: a live index changes under the bot."""
+
+    def __init__(
+        self,
+        current: Callable[[], SearchIndex],
+        stats: Callable[[SearchIndex], IndexStats],
+        status: Callable[[SearchIndex], IndexStatus],
+    ) -> None:
+        self._current, self._stats, self._status = current, stats, status
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        index = self._current()
+        stats, status = self._stats(index), self._status(index)
+        yield GaugeMetricFamily("corpus_bot_index_documents", "Documents in the index",
+                                value=stats.documents)
+        yield GaugeMetricFamily("corpus_bot_index_sentences", "Sentences in the index",
+                                value=stats.sentences)
+        yield GaugeMetricFamily("corpus_bot_index_terms", "Distinct terms in the index", value=stats.terms)
+        yield GaugeMetricFamily("corpus_bot_index_generation",
+                                "Generation of the index in use (grows with each update; 0: a fixed index)",
+                                value=status.generation)
+        yield GaugeMetricFamily("corpus_bot_index_segments", "Segments the index in use is made of",
+                                value=status.segments)
+        yield GaugeMetricFamily("corpus_bot_index_last_update_timestamp_seconds",
+                                "Unix time the index in use was made (0: never updated)",
+                                value=status.last_update or 0.0)
+        yield CounterMetricFamily("corpus_bot_documents_added",
+                                  "Documents put live by updates since start (changed ones too)",
+                                  value=status.documents_added)
+        yield CounterMetricFamily("corpus_bot_documents_removed",
+                                  "Documents taken out by updates since start (changed ones too)",
+                                  value=status.documents_removed)
+        yield CounterMetricFamily("corpus_bot_index_update_errors",
+                                  "Updates of the index that failed (the index in use stayed as it was)",
+                                  value=status.update_errors)
 
 
 class _DeliveryCollector(Collector):
@@ -226,7 +275,8 @@ class TimedIndex:
     """A ``SearchIndex`` whose ``search`` calls are timed into ``corpus_bot_search_seconds``.
 
     Everything else is the index's own (``stats``, ``context``, ``fingerprint``…). Some ``search`` calls
-    run in worker threads; prometheus_client's histograms are thread-safe.
+    run in worker threads; prometheus_client's histograms are thread-safe. A live index needs one per
+    generation: ``build_application(..., wrap=lambda index: TimedIndex(index, metrics))``.
     """
 
     def __init__(self, index: SearchIndex, metrics: BotMetrics) -> None:

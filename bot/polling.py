@@ -32,7 +32,7 @@ from bot.lifecycle import accept, drain, replay, stop_signals, when_reachable
 from bot.systemd import notify
 
 if TYPE_CHECKING:
-    from retrieval import SearchIndex
+    from retrieval import LiveIndex, SearchIndex
 
 __all__ = ["Poller", "PollingService", "run_polling"]
 
@@ -103,7 +103,7 @@ class Poller:
 class PollingService:
     """Polling mode from start to stop; ``await service.serve()`` until :meth:`stop` or a signal."""
 
-    def __init__(self, settings: Settings, index: SearchIndex, token: str, *,
+    def __init__(self, settings: Settings, index: SearchIndex | LiveIndex, token: str, *,
                  poll_timeout: float = POLL_TIMEOUT) -> None:
         self.settings = settings
         self.inbox = Inbox.open(settings.inbox_path, retention_days=settings.delivery.retention_days)
@@ -169,8 +169,9 @@ class PollingService:
                         force=self._force)
 
 
-def run_polling(settings: Settings, index: SearchIndex, token: str) -> None:
-    """``corpus-bot run``: poll until SIGTERM / SIGINT, then stop cleanly (exit status 0)."""
+def run_polling(settings: Settings, index: SearchIndex | LiveIndex, token: str) -> None:
+    """``corpus-bot run``: poll until SIGTERM / SIGINT, then stop cleanly (exit status 0). ``index`` is a
+    fixed ``SearchIndex`` or a ``LiveIndex`` (each answer uses the generation current when it starts)."""
     logger.info("starting in polling mode against %s", settings.telegram.base_url)
     service = PollingService(settings, index, token)
     asyncio.run(service.serve(handle_signals=True))

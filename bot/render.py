@@ -9,8 +9,9 @@ Nothing here talks to the network, so every rule Telegram enforces can be tested
 * A quote too long for its share of the budget is cut around its matched words, with "…" at the cuts.
 * ``callback_data`` fits Telegram's 64 bytes and carries everything a button needs, so buttons keep
   working after a restart: "More" carries the offset (and the question, when it fits; otherwise the
-  handler reads it from the message the reply answers), "Context" carries the sentence id and a short
-  fingerprint of the index, which tells a stale button from a live one.
+  handler reads it from the message the reply answers), "Context" carries the quote's address: the short
+  fingerprint of the index segment that holds it and its id there, which stays valid while the live
+  index takes in other documents and tells a stale button from a live one (``bot.callbacks``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,15 @@ from telegram import (
 )
 from telegram.constants import InlineQueryLimit, MessageLimit, ParseMode
 
-from bot.callbacks import ContextButton, encode_context, encode_page, encode_question, encode_timeline
-from bot.wording import counted, format_date
+from bot.callbacks import (
+    ContextButton,
+    address_of,
+    encode_context,
+    encode_page,
+    encode_question,
+    encode_timeline,
+)
+from bot.wording import counted, format_date, format_timestamp
 from retrieval.timeline import Timeline, period_filter, period_label
 
 if TYPE_CHECKING:  # only the shapes of retrieval's results are needed here
@@ -359,7 +367,9 @@ def render_results(
 ) -> Reply:
     """One page of quotes (or why there are none), with its More / Context buttons.
 
-    ``note`` is a line of our own put first (that the answer comes late, say).
+    ``note`` is a line of our own put first (that the answer comes late, say). ``fingerprint`` is the
+    short fingerprint of the index, carried by the Context buttons of hits that do not name their segment
+    (``bot.callbacks.address_of``).
     """
     first = text(note) if note else None
     if result.error:
@@ -430,7 +440,7 @@ def _results_keyboard(
     context_buttons = [
         InlineKeyboardButton(
             f"Context {result.offset + i + 1}",
-            callback_data=encode_context(ContextButton(fingerprint, hit.sentence_id, radius)),
+            callback_data=encode_context(ContextButton(*address_of(hit, fingerprint), radius)),
         )
         for i, hit in enumerate(hits)
     ]
@@ -528,7 +538,7 @@ def render_context(
     keyboard = None
     reaches_further = centre >= radius or len(sentences) - centre - 1 >= radius
     if not cut and reaches_further and radius < MAX_CONTEXT_RADIUS:
-        wider = ContextButton(fingerprint, hit.sentence_id, min(MAX_CONTEXT_RADIUS, radius + 3), edit=True)
+        wider = ContextButton(*address_of(hit, fingerprint), min(MAX_CONTEXT_RADIUS, radius + 3), edit=True)
         widen = InlineKeyboardButton("More context", callback_data=encode_context(wider))
         keyboard = InlineKeyboardMarkup([[widen]])
     return Reply(body.html, keyboard, 1)
@@ -542,13 +552,14 @@ def render_inline_results(result: SearchResult, fingerprint: str) -> list[Inline
     the quote with its date and title."""
     articles = []
     for hit in result.hits[:INLINE_RESULTS_LIMIT]:
+        segment, sentence = address_of(hit, fingerprint)  # unique within one answer, as ids must be
         message = lines(
             _hit_header(None, hit),
             tag("blockquote", fit_quote(hit.text, hit.spans, TEXT_LIMIT - 400)),
         )
         articles.append(
             InlineQueryResultArticle(
-                id=f"{fingerprint}-{hit.sentence_id}",
+                id=f"{segment}-{sentence}",
                 title=shorten(f"{format_date(hit.date)} · {hit.title}", 100),
                 description=shorten(hit.text, _INLINE_DESCRIPTION_CHARS),
                 input_message_content=InputTextMessageContent(message.html, parse_mode=ParseMode.HTML),
@@ -631,9 +642,19 @@ def render_help(bot_username: str, max_question_chars: int) -> str:
 
 
 def render_about(
-    stats: IndexStats, algorithm: str, k1: float, b: float, meaning: tuple[int, int, bool] | None = None
+    stats: IndexStats,
+    algorithm: str,
+    k1: float,
+    b: float,
+    meaning: tuple[int, int, bool] | None = None,
+    *,
+    segments: int = 1,
+    generation: int = 0,
+    last_update: float | None = None,
 ) -> str:
-    """``meaning``: (sentences embedded, sentences, ready) when ranking by meaning is on, else None."""
+    """``meaning``: (sentences embedded, sentences, ready) when ranking by meaning is on, else None.
+    ``segments``, ``generation`` and ``last_update`` (``time.time()`` when the generation in use was made;
+    None when it is not known to have changed) describe a live index (1, 0 and None for a fixed one)."""
     if stats.first_date and stats.last_date:
         dates = f"{stats.first_date.isoformat()} – {stats.last_date.isoformat()}"
     else:
@@ -645,10 +666,17 @@ def render_about(
         text(f"Distinct terms: {stats.terms:,}"),
         text(f"Dates: {dates}"),
         text(f"Undated documents: {stats.undated_documents:,}"),
+        text(f"Segments: {segments:,}"),
+        text(f"Generation: {generation:,}"),
+        text(f"Last update: {_update_time(last_update)}"),
         text(f"Ranking: BM25 ({algorithm}, k1={k1:g}, b={b:g}) over single sentences"),
         text(_meaning_line(meaning)),
     ]
     return join(parts, NEWLINE).html
+
+
+def _update_time(when: float | None) -> str:
+    return "none since start" if when is None else format_timestamp(when)
 
 
 def _meaning_line(meaning: tuple[int, int, bool] | None) -> str:

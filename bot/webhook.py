@@ -62,6 +62,7 @@ from telegram.ext import Application
 from bot.app import ALLOWED_UPDATES, build_application, protect_token_in_logs, request_options, setup_bot
 from bot.config import ConfigError, Settings
 from bot.delivery import DeliveryLimiter
+from bot.handlers import SERVICES_KEY, Services
 from bot.inbox import Inbox
 from bot.lifecycle import accept, drain, replay, stop_signals, when_reachable
 from bot.metrics import CONTENT_TYPE, BotMetrics, MetricsRequest, TimedIndex
@@ -69,7 +70,7 @@ from bot.processing import OrderedUpdateProcessor
 from bot.systemd import notify
 
 if TYPE_CHECKING:
-    from retrieval import SearchIndex
+    from retrieval import LiveIndex, SearchIndex
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class WebhookService:
     def __init__(
         self,
         settings: Settings,
-        index: SearchIndex,
+        index: SearchIndex | LiveIndex,
         token: str,
         secret: str,
         *,
@@ -157,16 +158,18 @@ class WebhookService:
         self.http_grace = http_grace
         self.port: int | None = None
         protect_token_in_logs(secret)  # python-telegram-bot logs setWebhook's arguments at DEBUG
-        self._stats = index.stats
         self.metrics = BotMetrics()
-        self.metrics.observe_index(self._stats)
-        self.metrics.track_meaning(index)
-        request = MetricsRequest(self.metrics, **request_options(settings))
+        metrics = self.metrics
+        request = MetricsRequest(metrics, **request_options(settings))
         self.inbox = Inbox.open(settings.inbox_path, retention_days=settings.delivery.retention_days)
         self.application: Application = build_application(
-            settings, TimedIndex(index, self.metrics), token,  # type: ignore[arg-type]
-            request=request, inbox=self.inbox,
+            settings, index, token, request=request, inbox=self.inbox,
+            wrap=lambda generation: TimedIndex(generation, metrics),  # type: ignore[arg-type,return-value]
         )
+        self.services: Services = self.application.bot_data[SERVICES_KEY]
+        services = self.services
+        metrics.track_index(lambda: services.index, services.stats_of, services.status)
+        metrics.track_meaning(lambda: services.index)
         processor = self.application.update_processor
         assert isinstance(processor, OrderedUpdateProcessor)
         limiter = self.application.bot.rate_limiter
@@ -317,9 +320,9 @@ class WebhookService:
 
     def _log_ready(self) -> None:
         webhook = self.settings.webhook
+        stats = self.services.stats
         logger.info("webhook service ready: %s -> http://%s:%d%s (%d documents, %d sentences)",
-                    webhook.url, webhook.listen, self.port, webhook.path,
-                    self._stats.documents, self._stats.sentences)
+                    webhook.url, webhook.listen, self.port, webhook.path, stats.documents, stats.sentences)
 
     # ---------------------------------------------------------------- endpoints
 
@@ -468,7 +471,7 @@ def _update_kind(data: dict[str, Any]) -> str:
 # -- entry point ---------------------------------------------------------------------------------------
 
 
-def run_webhook(settings: Settings, index: SearchIndex, token: str) -> None:
+def run_webhook(settings: Settings, index: SearchIndex | LiveIndex, token: str) -> None:
     """``corpus-bot run --mode webhook``: serve until SIGTERM / SIGINT, then stop cleanly (exit status 0).
 
     Raises :class:`ConfigError` (one line naming the key) for settings webhook mode cannot work with, a

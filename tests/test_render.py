@@ -19,6 +19,7 @@ from bot.callbacks import (
     decode_callback,
     encode_context,
     encode_page,
+    short_fingerprint,
 )
 from bot.render import (
     TEXT_LIMIT,
@@ -85,8 +86,10 @@ def bold_runs(markup: str) -> list[str]:
     ]
 
 
-def make_hit(text: str, spans=(), *, sentence_id: int = 7, date=dt.date(2023, 8, 5), title="A title", dup=0):
-    return Hit(text, date, title, "doc.txt", 1.0, sentence_id, 0, 0, tuple(spans), dup)
+def make_hit(text: str, spans=(), *, sentence_id: int = 7, date=dt.date(2023, 8, 5), title="A title", dup=0,
+             segment: str = "", segment_sentence: int = -1):
+    return Hit(text, date, title, "doc.txt", 1.0, sentence_id, 0, 0, tuple(spans), dup,
+               segment=segment, segment_sentence=segment_sentence)
 
 
 def make_result(hits, *, question="basic research", total=None, offset=0, **kwargs):
@@ -204,9 +207,10 @@ def test_page_buttons_fit_and_decode_to_the_same_page(offset, question):
     assert button.question in (question or None, None)  # too long to carry: read from the message instead
 
 
-@given(sentence_id=st.integers(0, 10**12), radius=st.integers(0, 10), edit=st.booleans())
-def test_context_buttons_fit_and_decode(sentence_id, radius, edit):
-    button = ContextButton("0123abcd", sentence_id, radius, edit)
+@given(segment=st.text(min_size=1, max_size=40), sentence_id=st.integers(0, 10**12),
+       radius=st.integers(0, 10), edit=st.booleans())
+def test_context_buttons_fit_and_decode(segment, sentence_id, radius, edit):
+    button = ContextButton(short_fingerprint(segment), sentence_id, radius, edit)
     data = encode_context(button)
     assert len(data.encode("utf-8")) <= CALLBACK_DATA_LIMIT
     assert decode_callback(data) == button
@@ -327,6 +331,36 @@ def test_commands_render_valid_html():
     assert "/about" in help_text
     about = visible(render.render_about(stats, "bm25okapi", 1.5, 0.75))
     assert "Documents: 12" in about and "Sentences: 3,400" in about and "Undated documents: 1" in about
+    assert "Segments: 1" in about and "Generation: 0" in about and "Last update: none since start" in about
+
+
+def test_about_tells_the_segments_generation_and_last_update_of_a_live_index():
+    stats = IndexStats(12, 3400, 5000, dt.date(2020, 1, 2), dt.date(2023, 8, 5), 1)
+    when = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC).timestamp()
+    about = visible(render.render_about(stats, "bm25okapi", 1.5, 0.75, (3400, 3400, True),
+                                        segments=3, generation=1_204, last_update=when))
+    assert "Documents: 12" in about
+    assert "Segments: 3" in about and "Generation: 1,204" in about
+    assert "Last update: 2026-03-04 05:06 UTC" in about
+    assert "By meaning: on" in about
+
+
+def test_buttons_and_inline_ids_carry_the_segment_address_of_each_hit():
+    """A hit's address (its segment and its id there) outlives updates of a live index; its id in the
+    index does not. A hit that does not name its segment falls back to the index's fingerprint and id."""
+    located = make_hit("The harbour was busy.", [(4, 11)], sentence_id=41, segment="f" * 16,
+                       segment_sentence=3)
+    plain = make_hit("The harbour was quiet.", [(4, 11)], sentence_id=42)
+    reply = render_results(make_result([located, plain]), page_size=3, max_pages=10, fingerprint="0123abcd",
+                           context_radius=2)
+    short = short_fingerprint("f" * 16)
+    assert callback_data(reply)[:2] == [f"c|{short}|3|2", "c|0123abcd|42|2"]
+    assert decode_callback(callback_data(reply)[0]) == ContextButton(short, 3, 2)
+    articles = render_inline_results(make_result([located, plain]), "0123abcd")
+    assert [a.id for a in articles] == [f"{short}-3", "0123abcd-42"]
+    sentences = [ContextSentence("Before.", 40, False), ContextSentence("The harbour was busy.", 41, True)]
+    context = render_context(located, sentences, fingerprint="0123abcd", radius=1)
+    assert callback_data(context) == [f"x|{short}|3|4"]
 
 
 @pytest.mark.parametrize(
@@ -334,7 +368,9 @@ def test_commands_render_valid_html():
     [None, "", "m|x|q", "c|f|1", "c|f|x|2", "z|1|2", "q|", "t| ", "m|", "x|f|1|2|3",
      # forged numbers: str.isdigit() accepts them, int() fails or reads another script's digits; too big
      "m|²|q", "m|١٢|q", "c|f|²|2", "c|f|1|٣", "x|f|1|²", "m|+1|q", "m| 1|q", "m|1_0|q",
-     "c|f|" + "9" * 40 + "|2"],
+     "c|f|" + "9" * 40 + "|2",
+     # the segment is a short fingerprint: lowercase hex, at most 16 characters
+     "c||1|2", "c|F00D|1|2", "c|xyz|1|2", "c|ab cd|1|2", "c|" + "a" * 17 + "|1|2", "x|٣|1|2", "c|ａ|1|2"],
 )
 def test_malformed_callback_data_decodes_to_none(data):
     assert decode_callback(data) is None

@@ -150,6 +150,20 @@ def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], f
     }
 
 
+INDEX_METRIC_TYPES = {
+    "corpus_bot_index_documents": "gauge", "corpus_bot_index_sentences": "gauge",
+    "corpus_bot_index_terms": "gauge", "corpus_bot_index_generation": "gauge",
+    "corpus_bot_index_segments": "gauge", "corpus_bot_index_last_update_timestamp_seconds": "gauge",
+    "corpus_bot_documents_added": "counter", "corpus_bot_documents_removed": "counter",
+    "corpus_bot_index_update_errors": "counter",
+}  # fmt: skip
+
+
+def index_metric_types(text: str) -> dict[str, str]:
+    """The type of each metric about the index in a Prometheus text exposition."""
+    return {f.name: f.type for f in text_string_to_metric_families(text) if f.name in INDEX_METRIC_TYPES}
+
+
 # -- settings ------------------------------------------------------------------------------------------
 
 
@@ -390,6 +404,13 @@ async def test_metrics_count_updates_replies_searches_errors_and_the_index(tg, s
     assert value("corpus_bot_index_terms") == stats.terms
     assert value("corpus_bot_ready") == 1
     assert value("corpus_bot_updates_queued") == 0
+    # A fixed index: generation 0, one segment, never updated.
+    assert ("corpus_bot_index_generation", ()) in samples and value("corpus_bot_index_generation") == 0
+    assert value("corpus_bot_index_segments") == 1
+    assert value("corpus_bot_index_last_update_timestamp_seconds") == 0
+    for counter in ("documents_added", "documents_removed", "index_update_errors"):
+        assert (f"corpus_bot_{counter}_total", ()) in samples and value(f"corpus_bot_{counter}_total") == 0
+    assert index_metric_types(response.text) == INDEX_METRIC_TYPES
 
 
 async def test_an_update_posted_twice_is_answered_once(tg, small_index):
