@@ -708,7 +708,9 @@ def _own_vectors(folder: Path) -> bool:
         names = {p.name for p in folder.iterdir()}
     except OSError:
         return False
-    if not names or not names <= {"meta.json", "meta.json.tmp", "vectors.f16", "vectors.partial"}:
+    if not names or not names <= {
+        "meta.json", "meta.json.tmp", "vectors.f16", "vectors.partial", "titles.f16", "titles.f16.tmp"
+    }:
         return False
     if "meta.json" not in names:
         return "vectors.partial" in names

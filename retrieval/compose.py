@@ -48,9 +48,14 @@ class Composition:
     """Where each sentence of a composed index comes from, both ways."""
 
     def __init__(
-        self, parts: Sequence[Part], local_to_global: Sequence[np.ndarray], n_sentences: int
+        self,
+        parts: Sequence[Part],
+        local_to_global: Sequence[np.ndarray],
+        n_sentences: int,
+        documents: Sequence[np.ndarray] = (),
     ) -> None:
         self.parts = tuple(parts)
+        self.documents = tuple(documents)  # int32 per segment document: its number here, -1 if removed
         self.local_to_global = tuple(local_to_global)  # int64 per segment sentence; -1: removed
         self._by_fingerprint = {p.index.fingerprint: i for i, p in enumerate(self.parts)}
         self.part_of = np.zeros(n_sentences, dtype=np.int32)
@@ -109,10 +114,10 @@ def compose(parts: Sequence[Part], settings: IndexSettings) -> SearchIndex:
             mapping[keep] = np.arange(start, start + count)
         local_to_global.append(mapping)
         start += count
-    store = _compose_store(stores, parts, live)
+    store, doc_maps = _compose_store(stores, parts, live)
     postings = _compose_postings(inverted, live, local_to_global, settings)
     index = SearchIndex(postings, store, settings, fingerprint=composed_fingerprint(settings, parts))
-    index.composition = Composition(parts, local_to_global, len(store))
+    index.composition = Composition(parts, local_to_global, len(store), doc_maps)
     return index
 
 
@@ -133,7 +138,7 @@ def _pick(array: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
 
 def _compose_store(
     stores: Sequence[SentenceStore], parts: Sequence[Part], live: Sequence[np.ndarray | None]
-) -> SentenceStore:
+) -> tuple[SentenceStore, list[np.ndarray]]:
     documents: list[DocumentInfo] = []
     doc_maps = []
     first = 0
@@ -164,10 +169,11 @@ def _compose_store(
     paragraphs = np.concatenate(
         [_pick(s.sentence_paragraph, keep) for s, keep in zip(stores, live, strict=True)]
     )
-    return SentenceStore(
+    store = SentenceStore(
         documents, blob, offsets, sentence_doc, paragraphs.astype(np.int32), group,
         (group_size[group] - 1).astype(np.int32), hashes, ends=np.concatenate(ends).astype(np.int64),
     )  # fmt: skip
+    return store, doc_maps
 
 
 def _hashes(store: SentenceStore) -> np.ndarray:
@@ -326,6 +332,7 @@ class ComposedVectorBuild:
         self.encoder = builds[0].encoder
         self.total = int(composition.part_of.size)
         self._vectors: ComposedVectors | None = None
+        self._titles: np.ndarray | None = None
         self.seconds = 0.0
 
     @property
@@ -346,6 +353,20 @@ class ComposedVectorBuild:
     def missing(self) -> int:
         """Sentences still to be embedded (a segment is embedded whole, its removed sentences too)."""
         return sum(b.missing for b in self._builds)
+
+    @property
+    def titles(self) -> np.ndarray | None:
+        """The title embeddings of the composed index's documents, in its order (None until all made)."""
+        if not self.complete:
+            return None
+        if self._titles is None:
+            n_documents = sum(int((m >= 0).sum()) for m in self._composition.documents)
+            rows = np.zeros((n_documents, self.encoder.dimension), np.float32)
+            for build, mapping in zip(self._builds, self._composition.documents, strict=True):
+                live = mapping >= 0
+                rows[mapping[live]] = build.titles[live]  # type: ignore[index]
+            self._titles = rows
+        return self._titles
 
     @property
     def vectors(self) -> ComposedVectors | None:
@@ -425,6 +446,14 @@ def write_composed_vectors(index: SearchIndex, fingerprint: str, cache_dir: Path
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, target / "vectors.f16")
+        titles = [folders[model][0] / "titles.f16" for folders in folders_of]
+        if all(t.is_file() for t in titles):
+            rows = np.concatenate([
+                np.fromfile(t, dtype=np.float16).reshape(-1, dimension)[mapping >= 0]
+                for t, mapping in zip(titles, composition.documents, strict=True)
+            ])  # fmt: skip
+            (target / "titles.f16.tmp").write_bytes(rows.tobytes())
+            os.replace(target / "titles.f16.tmp", target / "titles.f16")
         record = {**meta, "rows": len(index._store)}
         (target / "meta.json.tmp").write_text(json.dumps(record), encoding="utf-8")
         os.replace(target / "meta.json.tmp", target / "meta.json")

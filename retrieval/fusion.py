@@ -35,6 +35,7 @@ class SemanticSettings:
     context_weight: float = 0.3  # a neighbour's BM25 (same document, next to it) lends this share
     short_terms: int = 0  # a sentence with fewer terms than this is scaled down (a heading, "See also X.")
     title_weight: float = 0.4  # the question's BM25 against a sentence's document title lends this share
+    title_similarity: float = 0.3  # and the cosine of the question to that title, added to the sentence's
     weak_similarity: float = 0.35  # a confidence below this: "only weak matches"
 
     def __post_init__(self) -> None:

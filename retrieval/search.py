@@ -357,7 +357,7 @@ class SearchIndex:
             return ComposedVectorBuild(builds, self.composition)
         return VectorBuild(
             encoder, self._store.text, len(self._store), self.fingerprint,
-            Path(cache_dir) if cache_dir else None,
+            Path(cache_dir) if cache_dir else None, titles=[d.title for d in self._store.documents],
         )
 
     def attach_vectors(self, build: VectorBuild | ComposedVectorBuild) -> None:
@@ -386,7 +386,7 @@ class SearchIndex:
     @property
     def semantic_ready(self) -> bool:
         build = self._vector_build
-        return self.settings.semantic.enabled and build is not None and build.complete
+        return self.settings.semantic.enabled and build is not None and build.vectors is not None
 
     # -- searching ------------------------------------------------------------------------------------
 
@@ -741,11 +741,18 @@ class SearchIndex:
         question_vector = self._question_vector(text)
         dense = vectors.nearest(question_vector, settings.candidates)
         seen_best = [0.0]  # the best cosine among the candidates fuse asked about
+        titles = build.titles if settings.title_similarity else None
+        title_cosines = titles @ question_vector if titles is not None and len(titles) else None
+        sentence_doc = self._store.sentence_doc
 
         def cosine_of(some: np.ndarray) -> np.ndarray:
             cosines = vectors.cosines(some, question_vector)
             if cosines.size:
                 seen_best[0] = max(seen_best[0], float(cosines.max()))
+            if title_cosines is not None:
+                # What the document is about, by meaning: a sentence that leaves its subject unsaid ("He
+                # said the tombs...") is still in the speech the question names.
+                cosines = cosines + settings.title_similarity * title_cosines[sentence_doc[some]]
             return cosines
 
         fused = fuse(

@@ -190,3 +190,16 @@ def test_composed_vectors_are_the_segments_own(tmp_path) -> None:  # type: ignor
     again = compose([parts[0], Part(parts[1].index, frozenset({"f013.txt"}))], settings)
     rebuilt = again.vector_build(encoder, tmp_path)
     assert rebuilt.complete and encoder.calls == calls
+
+
+def test_composed_titles_follow_the_documents(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = IndexSettings()
+    documents = random_documents(4, 10, "g")
+    parts = [Part(SearchIndex.build(documents[:6], settings), frozenset({"g001.txt"})),
+             Part(SearchIndex.build(documents[6:], settings))]  # fmt: skip
+    composed = compose(parts, settings)
+    encoder = ToyEncoder()
+    build = composed.vector_build(encoder, tmp_path)
+    build.run()
+    expected = encoder.encode([d.title for d in composed._store.documents])
+    np.testing.assert_allclose(build.titles, expected, atol=1e-3)

@@ -184,3 +184,30 @@ def test_meaning_stays_off_for_a_corpus_in_another_language(tmp_path: Path) -> N
     index = SearchIndex.build(documents, settings)
     assert open_vectors(index, tmp_path) is None
     assert index.search("port").hits and not index.semantic_ready
+
+
+def test_a_documents_title_lends_its_meaning_to_its_sentences(tmp_path: Path) -> None:
+    documents = [
+        Document("orchard.txt", "Orchard notes", None, ("It was closed for the winter.",)),
+        Document("harbour.txt", "Harbour report", None, ("It was closed for the winter.",)),
+    ]
+    index = SearchIndex.build(documents, IndexSettings(expansion=NO_EXPANSION))
+    build = index.vector_build(ToyEncoder(), tmp_path)
+    assert not build.complete
+    build.run()
+    assert build.complete and build.titles is not None and build.titles.shape == (2, ToyEncoder.dimension)
+    index.attach_vectors(build)
+    # "seaport" is the harbour by meaning only (no title shares a word with the question).
+    assert index.search("seaport closed").hits[0].doc == "harbour.txt"
+    plain = SearchIndex.build(documents, IndexSettings(
+        expansion=NO_EXPANSION, semantic=SemanticSettings(title_similarity=0.0)))  # fmt: skip
+    plain.attach_vectors(plain.vector_build(ToyEncoder(), tmp_path))
+    assert plain.search("seaport closed").hits[0].doc == "orchard.txt"  # a tie, broken by the lower id
+    # Embeddings made before titles were: the titles are made by the next run, the rest is kept.
+    (next(tmp_path.glob("vectors-*")) / "titles.f16").unlink()
+    rebuilt = SearchIndex.build(documents, IndexSettings(expansion=NO_EXPANSION))
+    again = rebuilt.vector_build(ToyEncoder(), tmp_path)
+    assert again.vectors is not None and again.titles is None and not again.complete
+    encoder_calls = again.encoder.calls  # type: ignore[attr-defined]
+    again.run()
+    assert again.complete and again.encoder.calls == encoder_calls + 1  # type: ignore[attr-defined]
