@@ -93,7 +93,7 @@ def resolve_sentence(index: SearchIndex, fingerprint: str, sentence: int) -> int
     :func:`address_of` gave, maybe for an earlier generation of the index; None when that sentence is no
     longer there, or when the address is not one of ``index``'s segments (or fits several of them: a
     wrong quote is worse than none)."""
-    matches = [f for f in index.segment_fingerprints if short_fingerprint(f) == fingerprint]
+    matches = [f for f in dict.fromkeys(index.known_segments) if short_fingerprint(f) == fingerprint]
     if len(matches) != 1:
         return None
     return index.find_sentence(matches[0], sentence)

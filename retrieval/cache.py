@@ -473,10 +473,42 @@ def _load(entry: Path, settings: IndexSettings, meta: dict, *, verify: bool) -> 
     )
     if store.text_hash is None:  # an entry from before segments: computed on first need, then kept here
         store.keep_text_hash = lambda hashes: _keep_text_hash(entry, hashes)
-    return SearchIndex(inverted, store, settings, fingerprint=meta["index_fingerprint"])
+    index = SearchIndex(inverted, store, settings, fingerprint=meta["index_fingerprint"])
+    index.forwards = _read_forwards(entry)
+    return index
 
 
 _TEXT_HASH = "text_hash"
+_FORWARD = "forward-"
+
+
+def write_forwards(entry: Path, forwards: dict[str, np.ndarray]) -> None:
+    """Keep, beside a merged segment, where the sentences of the segments it was merged from went (see
+    ``SearchIndex.forwards``). Checksummed; one that fails its check is ignored (its old buttons then
+    say the corpus has changed)."""
+    for fingerprint, moved in forwards.items():
+        path = entry / f"{_FORWARD}{fingerprint}.npy"
+        temporary = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+        try:
+            info = _save_array(temporary, np.asarray(moved, dtype=np.int32))
+            os.replace(temporary, path)
+            path.with_suffix(".json").write_text(json.dumps(info), encoding="utf-8")
+        except OSError as error:
+            log.info("could not keep the addresses of %s in %s: %s", fingerprint, entry, error)
+            temporary.unlink(missing_ok=True)
+
+
+def _read_forwards(entry: Path) -> dict[str, np.ndarray]:
+    forwards: dict[str, np.ndarray] = {}
+    for path in entry.glob(f"{_FORWARD}*.npy"):
+        try:
+            _check_file(path, json.loads(path.with_suffix(".json").read_text(encoding="utf-8")), full=False)
+            moved = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (CacheEntryError, OSError, ValueError, TypeError, KeyError):
+            continue
+        if moved.ndim == 1 and moved.dtype == np.int32:
+            forwards[path.stem[len(_FORWARD) :]] = moved
+    return forwards
 
 
 def _kept_text_hash(entry: Path, n_sentences: int) -> np.ndarray | None:

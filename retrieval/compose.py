@@ -418,6 +418,31 @@ def compact(index: SearchIndex) -> SearchIndex:
     return SearchIndex(index._inverted, compacted, index.settings)
 
 
+MAX_FORWARDS = 32  # segments merged away whose sentence addresses a merged segment still resolves
+
+
+def merged_forwards(index: SearchIndex) -> dict[str, np.ndarray]:
+    """For ``index`` written as one merged segment: each part's fingerprint -> where each of its sentences
+    lands (-1 if removed), and so on for the segments the parts themselves were merged from, the most
+    recent ``MAX_FORWARDS``."""
+    composition = index.composition
+    if composition is None:
+        return {}
+    forwards: dict[str, np.ndarray] = {}
+    for part, mapping in zip(composition.parts, composition.local_to_global, strict=True):
+        forwards[part.index.fingerprint] = mapping.astype(np.int32)
+    for part, mapping in zip(composition.parts, composition.local_to_global, strict=True):
+        for older, moved in part.index.forwards.items():
+            if len(forwards) >= MAX_FORWARDS:
+                break
+            moved = np.asarray(moved)
+            landed = np.full(moved.size, -1, dtype=np.int32)
+            alive = moved >= 0
+            landed[alive] = mapping[moved[alive]]
+            forwards.setdefault(older, landed)
+    return forwards
+
+
 def write_composed_vectors(index: SearchIndex, fingerprint: str, cache_dir: Path) -> list[Path]:
     """Write, for each model that embedded every segment of ``index``, the embeddings of ``index``'s
     sentences in order as those of the index ``fingerprint`` (its merged form): rows are copied, nothing is

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from retrieval.build import Progress
-from retrieval.cache import CacheEntryError, load_encoder, prune, read_entry, write_entry
-from retrieval.compose import ComposedVectorBuild, Part, compose
+from retrieval.cache import CacheEntryError, load_encoder, prune, read_entry, write_entry, write_forwards
+from retrieval.compose import ComposedVectorBuild, Part, compose, merged_forwards
 from retrieval.corpus import CorpusError, Document, Problem, list_corpus_files, read_document
 from retrieval.search import IndexSettings, SearchIndex
 from retrieval.semantic import Encoder, VectorBuild
@@ -470,12 +470,16 @@ class LiveIndex:
     def _merged_segment(self, segments: Sequence[Segment]) -> Segment:
         from retrieval.compose import compact
 
-        merged_index = compact(self._compose(segments))
+        composed = self._compose(segments)
+        merged_index = compact(composed)
+        forwards = merged_forwards(composed)
         files = {n: st for s in segments for n, st in s.files.items() if n not in s.removed}
         if self.cache_dir is None:
+            merged_index.forwards = forwards
             return Segment(None, merged_index, files)
         entry = self.cache_dir / f"index-{segment_key(self.settings, files)}"
         write_entry(entry, merged_index, (), len(files), 0, corpus=self.root, replace=True)
+        write_forwards(entry, forwards)
         self._carry_vectors(segments, merged_index)
         index, _ = read_entry(entry, self.settings)
         return Segment(entry.name, index, files)

@@ -195,6 +195,9 @@ class SearchIndex:
             inverted.set_params(settings.ranking)
         self._vector_build: VectorBuild | ComposedVectorBuild | None = None
         self.composition: Composition | None = None  # set by ``compose`` for an index of several segments
+        # For a segment made by merging others: each merged segment's fingerprint -> where each of its
+        # sentences went here (-1: removed by the merge), so that addresses from before it still resolve.
+        self.forwards: dict[str, np.ndarray] = {}
         self._question_vector: Callable[[str], np.ndarray] = lambda text: np.zeros(0, np.float32)
         self._titles: InvertedIndex | None = None  # the documents' titles, indexed on first use
         self._cjk_pair_map: dict[str, list[str]] | None = None  # CJK character -> indexed pairs holding it
@@ -321,13 +324,30 @@ class SearchIndex:
             return (self.fingerprint,)
         return tuple(p.index.fingerprint for p in self.composition.parts)
 
+    @property
+    def known_segments(self) -> tuple[str, ...]:
+        """The segments whose addresses :meth:`find_sentence` resolves: those of this index, and those
+        merged into them."""
+        parts = [p.index for p in self.composition.parts] if self.composition else [self]
+        merged = [f for part in parts for f in part.forwards]
+        return (*self.segment_fingerprints, *merged)
+
     def find_sentence(self, segment: str, local_id: int) -> int | None:
         """The id here of the sentence :meth:`sentence_key` gave as (``segment``, ``local_id``), maybe by
-        an earlier index of the same corpus; None when that sentence is no longer in the index."""
+        an earlier index of the same corpus (a segment merged since is followed into the merged one);
+        None when that sentence is no longer in the index."""
         if self.composition is None:
-            ok = segment == self.fingerprint and 0 <= local_id < len(self._store)
-            return local_id if ok else None
-        return self.composition.locate(segment, local_id)
+            if segment == self.fingerprint:
+                return local_id if 0 <= local_id < len(self._store) else None
+            return _forwarded(self.forwards.get(segment), local_id)
+        found = self.composition.locate(segment, local_id)
+        if found is not None:
+            return found
+        for part in self.composition.parts:
+            moved = _forwarded(part.index.forwards.get(segment), local_id)
+            if moved is not None:
+                return self.composition.locate(part.index.fingerprint, moved)
+        return None
 
     def adopt_warm_state(self, previous: SearchIndex) -> None:
         """Take over what ``previous`` (an index of nearly the same corpus) built on first use and this
@@ -1118,6 +1138,12 @@ def _phrase_screen(phrases: Sequence[list[str]]) -> re.Pattern[str] | None:
     # Phrases in any order: a lookahead each.
     return re.compile("".join(f"(?=.*?{p})" for p in patterns) if len(patterns) > 1 else patterns[0],
                       re.IGNORECASE | re.DOTALL)
+
+
+def _forwarded(moved: np.ndarray | None, local_id: int) -> int | None:
+    if moved is None or not 0 <= local_id < moved.size or moved[local_id] < 0:
+        return None
+    return int(moved[local_id])
 
 
 def _corrected(text: str, suggestions: dict[str, tuple[str, ...]]) -> str:

@@ -295,3 +295,26 @@ def test_an_entry_without_text_hashes_gets_them_kept_beside_it(corpus: Path, tmp
     again = LiveIndex.open(corpus, cache_dir=cache_dir)
     assert again.segments[0].index._store.text_hash is not None
     assert again.index.search("harbour storm").hits[0].duplicates == 1
+
+
+@pytest.mark.parametrize("with_cache", [True, False])
+def test_sentence_addresses_survive_merges(corpus: Path, tmp_path: Path, with_cache: bool) -> None:
+    live = LiveIndex.open(corpus, cache_dir=tmp_path / "cache" if with_cache else None)
+    for i in range(2):
+        write(corpus, f"m{i}.txt", f"date 2021-02-0{i + 1} M{i}\n\nThe zeppelin number {i} landed.\n")
+        live.refresh(settle=0)
+    first = live.index
+    keys = {first._store.text(i): first.sentence_key(i) for i in range(len(first._store))}
+    (corpus / "a.txt").unlink()
+    live.refresh(settle=0)
+    live.merge(force=True)
+    write(corpus, "later.txt", "date 2021-03-01 Later\n\nA walrus arrived.\n")
+    live.refresh(settle=0)
+    live.merge(force=True)  # a second merge: addresses from before the first still resolve
+    index = live.index
+    for text, (segment, local) in keys.items():
+        found = index.find_sentence(segment, local)
+        if text.startswith(("The harbour", "Ships")):  # a.txt, removed
+            assert found is None
+        else:
+            assert found is not None and index._store.text(found) == text

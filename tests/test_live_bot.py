@@ -136,11 +136,14 @@ def test_an_index_of_one_segment_takes_the_buttons_made_before_segments(small_in
     assert resolve_sentence(small_index, "0000abcd", hit.sentence_id) is None
 
 
-def test_an_address_that_fits_several_segments_finds_nothing():
+def test_an_address_that_fits_several_segments_finds_nothing(monkeypatch):
+    import bot.callbacks
+
     found: list[tuple[str, int]] = []
-    index = SimpleNamespace(segment_fingerprints=("same", "same"), fingerprint="x",
+    index = SimpleNamespace(known_segments=("segment-a", "segment-b"), fingerprint="x",
                             find_sentence=lambda s, i: found.append((s, i)) or 0)  # fmt: skip
-    assert resolve_sentence(index, short_fingerprint("same"), 3) is None  # type: ignore[arg-type]
+    monkeypatch.setattr(bot.callbacks, "short_fingerprint", lambda f: "0123abcd")  # a collision
+    assert resolve_sentence(index, "0123abcd", 3) is None  # type: ignore[arg-type]
     assert not found
 
 
@@ -362,3 +365,20 @@ async def webhook_press(
     [context] = await tg.wait_for_sent(USER, since=sent)
     return context
 
+
+
+def test_a_button_made_before_a_merge_still_resolves(tmp_path: Path) -> None:
+    from bot.callbacks import address_of, resolve_sentence
+    from retrieval import LiveIndex
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("date 2020-01-01 A\n\nThe harbour was closed.\n", encoding="utf-8")
+    live = LiveIndex.open(folder, cache_dir=tmp_path / "cache")
+    (folder / "b.txt").write_text("date 2020-01-02 B\n\nThe walrus swam.\n", encoding="utf-8")
+    live.refresh(settle=0)
+    hit = live.index.search("walrus").hits[0]
+    short, local = address_of(hit, "unused")
+    live.merge(force=True)
+    found = resolve_sentence(live.index, short, local)
+    assert found is not None and live.index.hit(found).text == "The walrus swam."
