@@ -277,13 +277,21 @@ def _term_map(vocabulary: dict[str, int], inverted: InvertedIndex, df: np.ndarra
 
 
 class ComposedVectors:
-    """The embeddings of a composed index: each segment's own, its removed sentences left out."""
+    """The embeddings of a composed index: each segment's own, its removed sentences left out. A segment
+    still being embedded (one an update just added) has none yet: its sentences are left out of
+    :meth:`nearest` and have a NaN cosine, which the fuse stage reads as "not known" (see ``fusion``)."""
 
-    def __init__(self, parts: Sequence[SentenceVectors], composition: Composition) -> None:
-        self._parts = list(parts)
+    def __init__(self, builds: Sequence[VectorBuild], composition: Composition) -> None:
+        self._builds = list(builds)
         self._composition = composition
-        self.model_id = parts[0].model_id if parts else ""
-        self.exhaustive = all(p.exhaustive for p in parts)
+        self.model_id = builds[0].encoder.model_id if builds else ""
+
+    def _parts(self) -> list[SentenceVectors | None]:
+        return [b.vectors for b in self._builds]
+
+    @property
+    def exhaustive(self) -> bool:
+        return all(v is None or v.exhaustive for v in self._parts())
 
     def __len__(self) -> int:
         return int(self._composition.part_of.size)
@@ -291,11 +299,11 @@ class ComposedVectors:
     def nearest(self, query: np.ndarray, k: int) -> DenseScores:
         if not self.exhaustive or k <= 0:
             return DenseScores(np.zeros(0, np.int64), np.zeros(0, np.float32))
-        ids, cosines = [], []
-        for vectors, mapping in zip(self._parts, self._composition.local_to_global, strict=True):
-            best = vectors.nearest(
-                query, k + int((mapping < 0).sum())
-            )  # enough once removed ones are dropped
+        ids, cosines = [np.zeros(0, np.int64)], [np.zeros(0, np.float32)]
+        for vectors, mapping in zip(self._parts(), self._composition.local_to_global, strict=True):
+            if vectors is None:
+                continue
+            best = vectors.nearest(query, k + int((mapping < 0).sum()))  # enough once removed are dropped
             global_ids = mapping[best.ids]
             live = global_ids >= 0
             ids.append(global_ids[live][:k])
@@ -305,20 +313,24 @@ class ComposedVectors:
         return DenseScores(all_ids[order], all_cosines[order])
 
     def cosines_all(self, query: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(self), dtype=np.float32)
-        for vectors, mapping in zip(self._parts, self._composition.local_to_global, strict=True):
-            live = mapping >= 0
-            out[mapping[live]] = vectors.cosines_all(query)[live]
+        out = np.full(len(self), np.nan, dtype=np.float32)
+        for vectors, mapping in zip(self._parts(), self._composition.local_to_global, strict=True):
+            if vectors is not None:
+                live = mapping >= 0
+                out[mapping[live]] = vectors.cosines_all(query)[live]
         return out
 
     def cosines(self, ids: np.ndarray, query: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
-        out = np.zeros(ids.size, dtype=np.float32)
+        out = np.full(ids.size, np.nan, dtype=np.float32)
         part_of = self._composition.part_of[ids]
         local = self._composition.local_of[ids]
+        parts = self._parts()
         for part in np.unique(part_of).tolist():
-            chosen = part_of == part
-            out[chosen] = self._parts[part].cosines(local[chosen], query)
+            vectors = parts[part]
+            if vectors is not None:
+                chosen = part_of == part
+                out[chosen] = vectors.cosines(local[chosen], query)
         return out
 
 
@@ -333,6 +345,7 @@ class ComposedVectorBuild:
         self.total = int(composition.part_of.size)
         self._vectors: ComposedVectors | None = None
         self._titles: np.ndarray | None = None
+        self._titles_made: list[bool] = []
         self.seconds = 0.0
 
     @property
@@ -356,23 +369,34 @@ class ComposedVectorBuild:
 
     @property
     def titles(self) -> np.ndarray | None:
-        """The title embeddings of the composed index's documents, in its order (None until all made)."""
-        if not self.complete:
+        """The title embeddings of the composed index's documents, in its order (NaN rows for the titles
+        of a segment still being embedded); None while no segment has its titles."""
+        made = [b.titles is not None for b in self._builds]
+        if not any(made):
             return None
-        if self._titles is None:
+        if self._titles is None or self._titles_made != made:
             n_documents = sum(int((m >= 0).sum()) for m in self._composition.documents)
-            rows = np.zeros((n_documents, self.encoder.dimension), np.float32)
+            rows = np.full((n_documents, self.encoder.dimension), np.nan, np.float32)
             for build, mapping in zip(self._builds, self._composition.documents, strict=True):
-                live = mapping >= 0
-                rows[mapping[live]] = build.titles[live]  # type: ignore[index]
-            self._titles = rows
+                if build.titles is not None:
+                    live = mapping >= 0
+                    rows[mapping[live]] = build.titles[live]
+            self._titles, self._titles_made = rows, made
         return self._titles
 
     @property
     def vectors(self) -> ComposedVectors | None:
-        if self._vectors is None and self.complete:
-            self._vectors = ComposedVectors([b.vectors for b in self._builds if b.vectors], self._composition)
+        """The embeddings, once the segments that hold most sentences have theirs: a segment an update just
+        added (being embedded in the background) does not hold meaning up for the rest."""
+        if self._vectors is None and self.usable:
+            self._vectors = ComposedVectors(self._builds, self._composition)
         return self._vectors
+
+    @property
+    def usable(self) -> bool:
+        """Whether ranking by meaning can go on: at least half the sentences embedded, by whole segments."""
+        embedded = sum(b.total for b in self._builds if b.vectors is not None)
+        return embedded > 0 and embedded * 2 >= sum(b.total for b in self._builds)
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> ComposedVectors | None:
         for build in self._builds:

@@ -60,9 +60,13 @@ def _mix(
     lexical = np.minimum(bm25 / top, 1.0) if top > 0 else np.zeros_like(bm25)
     if settings.method in ("max", "ideal-raw"):
         return (1 - w) * lexical + w * cosine
-    low, high = float(cosine.min()), float(cosine.max())
+    known = ~np.isnan(cosine)
+    if not known.any():
+        return lexical
+    low, high = float(cosine[known].min()), float(cosine[known].max())
     meaning = (cosine - low) / (high - low) if high > low else np.ones_like(cosine)
-    return (1 - w) * lexical + w * meaning
+    # A sentence not embedded yet (just added to the corpus): its words speak for its meaning too.
+    return (1 - w) * lexical + w * np.where(known, meaning, lexical)
 
 
 def _rrf(values: np.ndarray, k: int) -> np.ndarray:

@@ -48,7 +48,6 @@ SETTLE_SECONDS = 0.5  # a file unchanged for this long is taken to be written wh
 MAX_SEGMENTS = 10  # more than this, and a merge is due
 MAX_REMOVED_SHARE = 0.2  # or this share of the sentences of segments masked away
 LOCK_WAIT = 120.0  # seconds a refresh waits for another process's refresh to finish
-INLINE_EMBED = 512  # an update adding at most this many sentences is embedded before it goes live
 
 FileStat = tuple[int, int]  # (size, modification time in ns)
 
@@ -279,9 +278,9 @@ class LiveIndex:
         """Rank by meaning, as ``retrieval.open_vectors`` does for a fixed index: the current generation's
         embeddings, loaded from the cache or to be made by the returned build's ``run()`` (slow: run it
         in the background); None, with the reason logged, when meaning is off. Every later generation
-        gets its embeddings at the swap, its segments' own reused: a new segment of at most
-        ``INLINE_EMBED`` sentences is embedded before it goes live (a second or two), a larger one in a
-        background thread while words alone rank."""
+        gets its embeddings at the swap, its segments' own reused; a segment an update adds goes live at
+        once and is embedded in a background thread, its sentences ranked by their words until then
+        (the rest of the index keeps its meaning: see ``compose.ComposedVectors``)."""
         encoder = load_encoder(self.settings, threads=threads)
         if encoder is None:
             return None
@@ -323,11 +322,7 @@ class LiveIndex:
         index.attach_vectors(build)
         if build.complete:
             return
-        missing = build.missing
-        if missing <= INLINE_EMBED:
-            build.run()
-            return
-        log.info("ranking by meaning: embedding %s new sentences in the background", f"{missing:,}")
+        log.info("ranking by meaning: embedding %s new sentences in the background", f"{build.missing:,}")
         thread = threading.Thread(target=build.run, name="embed-update", daemon=True)
         self._embedders = [(t, b) for t, b in self._embedders if t.is_alive()]
         self._embedders.append((thread, build))

@@ -767,12 +767,13 @@ class SearchIndex:
 
         def cosine_of(some: np.ndarray) -> np.ndarray:
             cosines = vectors.cosines(some, question_vector)
-            if cosines.size:
-                seen_best[0] = max(seen_best[0], float(cosines.max()))
+            if cosines.size and not np.isnan(cosines).all():
+                seen_best[0] = max(seen_best[0], float(np.nanmax(cosines)))
             if title_cosines is not None:
                 # What the document is about, by meaning: a sentence that leaves its subject unsaid ("He
                 # said the tombs...") is still in the speech the question names.
-                cosines = cosines + settings.title_similarity * title_cosines[sentence_doc[some]]
+                lent = np.nan_to_num(title_cosines[sentence_doc[some]])  # a title not embedded: nothing
+                cosines = cosines + settings.title_similarity * lent
             return cosines
 
         fused = fuse(

@@ -203,3 +203,26 @@ def test_composed_titles_follow_the_documents(tmp_path) -> None:  # type: ignore
     build.run()
     expected = encoder.encode([d.title for d in composed._store.documents])
     np.testing.assert_allclose(build.titles, expected, atol=1e-3)
+
+
+def test_a_segment_not_embedded_yet_ranks_by_its_words(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    settings = IndexSettings()
+    old = SearchIndex.build(random_documents(6, 30, "h"), settings)
+    walrus = Document("zz.txt", "Walrus news", None, ("A walrus crossed the harbour bridge.",))
+    new = SearchIndex.build([walrus], settings)
+    encoder = ToyEncoder()
+    old.vector_build(encoder, tmp_path).run()  # the old segment was embedded before; the new one is not
+    composed = compose([Part(old), Part(new)], settings)
+    build = composed.vector_build(encoder, tmp_path)
+    assert not build.complete and build.vectors is not None  # meaning goes on for the rest
+    composed.attach_vectors(build)
+    assert composed.semantic_ready
+    question = encoder.encode_query("walrus harbour")
+    new_id = len(composed._store) - 1
+    cosines = build.vectors.cosines(np.array([0, new_id]), question)
+    assert not np.isnan(cosines[0]) and np.isnan(cosines[1])
+    assert new_id not in build.vectors.nearest(question, 50).ids.tolist()
+    assert composed.search("walrus harbour").hits[0].text == "A walrus crossed the harbour bridge."
+    build.run()
+    assert build.complete and not np.isnan(build.vectors.cosines(np.array([new_id]), question)).any()
+    assert composed.search("walrus harbour").hits[0].text == "A walrus crossed the harbour bridge."
