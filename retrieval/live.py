@@ -256,7 +256,9 @@ class LiveIndex:
 
     def merge(self, *, force: bool = False) -> Update | None:
         """Fold the segments into one (when due, see ``MAX_SEGMENTS``, or ``force``): the removed documents
-        are dropped for good and nothing is analysed or embedded again. None when there was nothing to do."""
+        are dropped for good and nothing is analysed or embedded again. None when there was nothing to do,
+        or when a segment is still being embedded (a merge then would have to embed the whole corpus
+        again: it waits for the next call)."""
         with self._lock:
             started = time.perf_counter()
             with self._manifest_lock():
@@ -264,6 +266,9 @@ class LiveIndex:
                 if not (
                     force and (len(state.segments) > 1 or any(s.removed for s in state.segments))
                 ) and not (merge_due(state.segments)):
+                    return None
+                if not self._embeddings_in_step(state.segments):
+                    log.info("merge put off: a segment is still being embedded")
                     return None
                 merged = self._merged_segment(state.segments)
                 new_state = _State(state.generation + 1, [merged], dict(state.skipped), list(state.problems))
@@ -478,6 +483,19 @@ class LiveIndex:
         self._carry_vectors(segments, merged_index)
         index, _ = read_entry(entry, self.settings)
         return Segment(entry.name, index, files)
+
+    def _embeddings_in_step(self, segments: Sequence[Segment]) -> bool:
+        """Whether every segment has the embeddings the others have (all of them, or none): only then can
+        a merge carry them over instead of sending the corpus through the model again."""
+        from retrieval.compose import _vector_folders
+
+        builds = [self._segment_vectors.get(s.index.fingerprint) for s in segments]
+        if self._encoder is not None:
+            return all(b is not None and b.vectors is not None for b in builds)
+        if self.cache_dir is None:
+            return True
+        models = [set(_vector_folders(self.cache_dir, s.index.fingerprint)) for s in segments]
+        return all(m == models[0] for m in models)
 
     def _carry_vectors(self, segments: Sequence[Segment], merged: SearchIndex) -> None:
         """Write the merged segment's embeddings from its parts' (when every part has them), so that a

@@ -318,3 +318,16 @@ def test_sentence_addresses_survive_merges(corpus: Path, tmp_path: Path, with_ca
             assert found is None
         else:
             assert found is not None and index._store.text(found) == text
+
+
+def test_no_merge_while_a_segment_is_being_embedded(corpus: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    live = LiveIndex.open(corpus, cache_dir=cache)
+    encoder = ToyEncoder()
+    live.index.vector_build(encoder, cache).run()  # the first segment has its embeddings
+    write(corpus, "d.txt", "date 2021-05-05 Lighthouse\n\nThe lighthouse keeper counted ships.\n")
+    live.refresh(settle=0)
+    assert live.merge(force=True) is None  # d.txt's segment has none yet: merging would embed all again
+    live.index.vector_build(encoder, cache).run()
+    assert live.merge(force=True) is not None
+    assert live.index.vector_build(encoder, cache).complete
