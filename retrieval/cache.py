@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.build import Progress, text_hash
-from retrieval.corpus import CorpusError, Problem, list_corpus_files, load_corpus
+from retrieval.corpus import CorpusError, Problem, list_corpus_files, load_corpus, require_folder
 from retrieval.index import BM25Params, InvertedIndex, bm25_weights
 from retrieval.search import STORE_FORMAT, IndexSettings, SearchIndex
 from retrieval.semantic import Encoder, VectorBuild
@@ -136,12 +136,7 @@ def open_index(
     started = time.perf_counter()
     settings = settings or IndexSettings()
     root = Path(corpus_path)
-    if not root.is_dir():
-        raise CorpusError(
-            f"corpus folder {root} does not exist"
-            if not root.exists()
-            else f"corpus path {root} is not a folder"
-        )
+    require_folder(root)
     key, _ = cache_key(root, settings)
     entry = Path(cache_dir) / f"index-{key}" if cache_dir else None
     if entry is not None and not rebuild and (entry.exists() or entry.is_symlink()):

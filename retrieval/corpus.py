@@ -185,6 +185,15 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Problem]
     return files, problems
 
 
+def require_folder(root: Path) -> None:
+    """Raise CorpusError unless ``root`` is a folder (an index is opened on one, even if empty)."""
+    if not root.is_dir():
+        missing = not root.exists()
+        raise CorpusError(
+            f"corpus folder {root} does not exist" if missing else f"corpus path {root} is not a folder"
+        )
+
+
 def _check_root(root: Path) -> None:
     if not root.exists():
         raise CorpusError(f"corpus folder not found: {root}")

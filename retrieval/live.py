@@ -37,7 +37,7 @@ from pathlib import Path
 from retrieval.build import Progress
 from retrieval.cache import CacheEntryError, load_encoder, prune, read_entry, write_entry, write_forwards
 from retrieval.compose import ComposedVectorBuild, Part, compose, merged_forwards
-from retrieval.corpus import CorpusError, Document, Problem, list_corpus_files, read_document
+from retrieval.corpus import CorpusError, Document, Problem, list_corpus_files, read_document, require_folder
 from retrieval.search import IndexSettings, SearchIndex
 from retrieval.semantic import Encoder, VectorBuild
 
@@ -153,12 +153,7 @@ class LiveIndex:
         started = time.perf_counter()
         settings = settings or IndexSettings()
         root = Path(corpus_path)
-        if not root.is_dir():
-            raise CorpusError(
-                f"corpus folder {root} does not exist"
-                if not root.exists()
-                else f"corpus path {root} is not a folder"
-            )
+        require_folder(root)
         cache = Path(cache_dir) if cache_dir is not None else None
         live = cls.__new__(cls)
         live.root, live.settings, live.cache_dir = root, settings, cache
