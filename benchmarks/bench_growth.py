@@ -785,15 +785,26 @@ def many_segments(live: Any, probe: Probe, maker: DocumentMaker, corpus: Path, m
     def profile(name: str) -> Path | None:
         return args.profile / f"segments-{name}-{args.size}" if args.profile else None
 
+    def measure(key: str, index: Any, name: str | None = None) -> None:
+        """The mix on ``index`` as ``out[key]``, with the process's CPU time per question and the share of
+        the core other processes took meanwhile (``out[key + "_cpu"]``, ``out[key + "_others"]``)."""
+        ticks, cpu = cpu_ticks(args.core), time.process_time()
+        out[key] = time_mix(index, mix)
+        out[key + "_cpu"] = (time.process_time() - cpu) * 1000 / max(1, len(mix))
+        out[key + "_others"] = others_share(ticks, cpu_ticks(args.core))
+        if name is not None and args.profile:
+            time_mix(index, mix, profile(name))
+
     live_module.MAX_SEGMENTS = 10**9
     try:
         before = len(live.segments)
+        wait_embedded(live, 600)
         started = time.perf_counter()
         live.merge(force=True)
         out["first_merge"] = (before, time.perf_counter() - started)
         wait_embedded(live, 600)
         single = live.index
-        out["single"] = time_mix(single, mix, profile("single"))
+        measure("single", single, "single")
         refreshes = []
         for i in range(args.segments):
             document = maker.document(f"segment_{i:04d}.txt")
@@ -814,13 +825,13 @@ def many_segments(live: Any, probe: Probe, maker: DocumentMaker, corpus: Path, m
         started = time.perf_counter()
         caught_up = wait_embedded(live, 7200)
         out["catch_up_s"] = caught_up - started if caught_up is not None else float("nan")
-        out["many"] = time_mix(live.index, mix, profile("many"))
+        measure("many", live.index, "many")
         started = time.perf_counter()
         live.merge(force=True)
         out["merge_s"] = time.perf_counter() - started
         wait_embedded(live, 600)
-        out["merged"] = time_mix(live.index, mix, profile("merged"))
-        out["single_again"] = time_mix(single, mix)  # the same index as at first: does the process drift?
+        measure("merged", live.index, "merged")
+        measure("single_again", single)  # the same index as at first: does the process drift?
         out["after_merge_segments"] = len(live.segments)
     finally:
         live_module.MAX_SEGMENTS = saved
@@ -895,10 +906,13 @@ def batch(live: Any, probe: Probe, maker: DocumentMaker, corpus: Path, load: Que
         load.phase = None
     # A merge while the batch is still being embedded (the watcher merges when the segments grow many).
     probe.wait_idle()
+    segments = len(live.segments)
     started = time.perf_counter()
-    live.merge(force=True)
+    merged = live.merge(force=True)
     out["merge_during_embedding"] = {
         "seconds": time.perf_counter() - started,
+        "merged": merged is not None,
+        "segments": (segments, len(live.segments)),
         "progress": live.index.semantic_progress,
         "ready": live.index.semantic_ready,
         "threads": sorted(t.name for t in threading.enumerate() if t.name.startswith("embed")),
@@ -1083,14 +1097,16 @@ def report_text(r: Run, command: str, header: str) -> str:
     s = r.segments
     single_p50, single_p99 = pct(s["single"], 50), pct(s["single"], 99)
     lines += [f"### Many segments ({args.segments} one-document additions, nothing merged)", "",
-              "| index | segments | questions | p50 ms | p99 ms | p50 / one | p99 / one |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+              "| index | segments | questions | p50 ms | p99 ms | p50 / one | p99 / one | CPU ms a question "
+              "(process) | others' share of the core |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for label, key, count in (("one segment", "single", 1), ("after the additions", "many", s["count"]),
                               ("after `merge(force=True)`", "merged", s["after_merge_segments"]),
                               ("the first one-segment generation again (drift check)", "single_again", 1)):
         v = s[key]
+        others = s[key + "_others"]
         lines.append(f"| {label} | {count} | {len(v)} | {pct(v, 50):.1f} | {pct(v, 99):.1f} | "
-                     f"{pct(v, 50) / single_p50:.2f}× | {pct(v, 99) / single_p99:.2f}× |")
+                     f"{pct(v, 50) / single_p50:.2f}× | {pct(v, 99) / single_p99:.2f}× | "
+                     f"{s[key + '_cpu']:.1f} | {'—' if np.isnan(others) else f'{others:.0%}'} |")
     first_merge = s["first_merge"]
     n = max(1, min(10, len(s["refresh_s"]) // 2))
     lines += ["", f"Merge of the {s['count']} segments: {s['merge_s']:.1f} s (before: {first_merge[0]} "
@@ -1108,8 +1124,9 @@ def report_text(r: Run, command: str, header: str) -> str:
         lines.append(f"**Not in the index right after their refresh: {', '.join(s['missing'])}.**")
     m = b["merge_during_embedding"]
     progress = m["progress"]
-    lines += ["", "A `merge(force=True)` while the batch was still being embedded took "
-              f"{m['seconds']:.1f} s; "
+    what = (f"merged {m['segments'][0]} segments into {m['segments'][1]} in {m['seconds']:.1f} s"
+            if m.get("merged", True) else f"was put off (returned None, {m['seconds']:.2f} s)")
+    lines += ["", f"A `merge(force=True)` while the batch was still being embedded {what}; "
               f"after it, ranking by meaning is {'ready' if m['ready'] else 'not ready'}"
               + (f" ({progress[0]:,} of {progress[1]:,} sentences embedded)" if progress else "")
               + f"; embedding threads: {', '.join(m['threads']) or 'none'}.", ""]
@@ -1174,7 +1191,7 @@ def embedding_context(words: list[str], counts: np.ndarray) -> str:
                   if tokenizer is not None else "")
         parts.append(f"{ms:.0f} ms a sentence for {name}{tokens}")
     return (f"Embedding, one thread, {len(synthetic)} sentences each: " + "; ".join(parts)
-            + " (the tokenizer cuts pseudo-words into many pieces).")
+            + ".")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
