@@ -475,7 +475,7 @@ class LiveIndex:
         entry = self.cache_dir / f"index-{segment_key(self.settings, files)}"
         write_entry(entry, merged_index, (), len(files), 0, corpus=self.root, replace=True)
         write_forwards(entry, forwards)
-        self._carry_vectors(segments, merged_index)
+        self._carry_vectors(composed, merged_index)
         index, _ = read_entry(entry, self.settings)
         return Segment(entry.name, index, files)
 
@@ -492,14 +492,14 @@ class LiveIndex:
         models = [set(_vector_folders(self.cache_dir, s.index.fingerprint)) for s in segments]
         return all(m == models[0] for m in models)
 
-    def _carry_vectors(self, segments: Sequence[Segment], merged: SearchIndex) -> None:
+    def _carry_vectors(self, composed: SearchIndex, merged: SearchIndex) -> None:
         """Write the merged segment's embeddings from its parts' (when every part has them), so that a
         merge never sends the corpus back through the model."""
         from retrieval.compose import write_composed_vectors
 
         assert self.cache_dir is not None
         try:
-            write_composed_vectors(self._compose(segments), merged.fingerprint, self.cache_dir)
+            write_composed_vectors(composed, merged.fingerprint, self.cache_dir)
         except OSError as error:
             log.warning("could not keep the embeddings through the merge: %s", error)
 
