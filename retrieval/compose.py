@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.build import duplicate_groups, text_hash
+from retrieval.build import text_hash
 from retrieval.index import InvertedIndex
 from retrieval.semantic import _FORMAT as VECTORS_FORMAT
 from retrieval.semantic import DenseScores, SentenceVectors, VectorBuild, vectors_folder
@@ -118,6 +118,12 @@ def compose(parts: Sequence[Part], settings: IndexSettings) -> SearchIndex:
     postings = _compose_postings(inverted, live, local_to_global, settings)
     index = SearchIndex(postings, store, settings, fingerprint=composed_fingerprint(settings, parts))
     index.composition = Composition(parts, local_to_global, len(store), doc_maps)
+    index._title_terms = [
+        terms
+        for part, doc_map in zip(parts, doc_maps, strict=True)
+        for terms, number in zip(part.index.title_terms(), doc_map.tolist(), strict=True)
+        if number >= 0
+    ]
     return index
 
 
@@ -159,7 +165,7 @@ def _compose_store(
     ends = [_pick(s.ends, keep) + int(base) for s, keep, base in zip(stores, live, bases, strict=True)]
     offsets = np.concatenate([*starts, [blob.size]]).astype(np.int64)
     hashes = np.concatenate([_pick(_hashes(s), keep) for s, keep in zip(stores, live, strict=True)])
-    group, group_size = duplicate_groups(hashes)
+    group, duplicates = _duplicate_groups(stores, live)
     sentence_doc = np.concatenate(
         [
             doc_map[_pick(s.sentence_doc, keep)]
@@ -170,10 +176,65 @@ def _compose_store(
         [_pick(s.sentence_paragraph, keep) for s, keep in zip(stores, live, strict=True)]
     )
     store = SentenceStore(
-        documents, blob, offsets, sentence_doc, paragraphs.astype(np.int32), group,
-        (group_size[group] - 1).astype(np.int32), hashes, ends=np.concatenate(ends).astype(np.int64),
+        documents, blob, offsets, sentence_doc, paragraphs.astype(np.int32), group, duplicates, hashes,
+        ends=np.concatenate(ends).astype(np.int64),
     )  # fmt: skip
     return store, doc_maps
+
+
+class _HashGroups:
+    """One segment's distinct text hashes (sorted) and each sentence's place among them: worked out once
+    per segment and kept with it, so that composing a large segment with a few new ones groups the new
+    sentences' hashes only (sorting the million hashes of a large corpus again took ~0.2 s an update)."""
+
+    def __init__(self, hashes: np.ndarray) -> None:
+        self.distinct, inverse = np.unique(hashes, return_inverse=True)
+        self.label = inverse.astype(np.int32).reshape(-1)
+
+
+def _hash_groups(store: SentenceStore) -> _HashGroups:
+    groups = getattr(store, "_hash_groups", None)
+    if groups is None:
+        groups = _HashGroups(_hashes(store))
+        store._hash_groups = groups  # type: ignore[attr-defined]
+    return groups
+
+
+def _duplicate_groups(
+    stores: Sequence[SentenceStore], live: Sequence[np.ndarray | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each live sentence's group of equal texts (int32; equal hashes, equal groups) and how many other
+    live sentences share its text. The largest segment's groups are its own; a hash of another segment
+    takes the largest's group if the largest has it, else a new one shared with its equals."""
+    largest = max(range(len(stores)), key=lambda i: len(stores[i]))
+    base = _hash_groups(stores[largest])
+    labels: list[np.ndarray] = []
+    others: list[np.ndarray] = []  # the distinct hashes of the other segments that the largest lacks
+    placed: list[tuple[np.ndarray, np.ndarray]] = []  # per other segment: found in the largest, where
+    for i, store in enumerate(stores):
+        if i == largest:
+            continue
+        own = _hash_groups(store)
+        where = np.minimum(np.searchsorted(base.distinct, own.distinct), max(base.distinct.size - 1, 0))
+        found = base.distinct[where] == own.distinct if base.distinct.size else np.zeros(0, bool)
+        placed.append((found, where))
+        others.append(own.distinct[~found])
+    new_distinct = np.unique(np.concatenate(others)) if others else np.zeros(0, np.uint64)
+    n_groups = base.distinct.size + new_distinct.size
+    extra = iter(placed)
+    for i, (store, keep) in enumerate(zip(stores, live, strict=True)):
+        own = _hash_groups(store)
+        if i == largest:
+            labels.append(_pick(own.label, keep))
+            continue
+        found, where = next(extra)
+        of_distinct = np.where(
+            found, where, base.distinct.size + np.searchsorted(new_distinct, own.distinct)
+        ).astype(np.int32)
+        labels.append(_pick(of_distinct[own.label], keep))
+    group = np.concatenate(labels).astype(np.int32)
+    sizes = np.bincount(group, minlength=n_groups)
+    return group, (sizes[group] - 1).astype(np.int32)
 
 
 def _hashes(store: SentenceStore) -> np.ndarray:
@@ -256,8 +317,9 @@ def _compose_postings(
     tf[free] = _pick(big.tf, kept_postings[largest])
     lengths = np.concatenate([_pick(p.lengths, keep) for p, keep in zip(parts, live, strict=True)])
     return InvertedIndex(
-        list(vocabulary), indptr, sentence_ids, tf, lengths.astype(np.int32), settings.ranking
-    )
+        list(vocabulary), indptr, sentence_ids, tf, lengths.astype(np.int32), settings.ranking,
+        term_ids=vocabulary,
+    )  # fmt: skip
 
 
 def _term_map(vocabulary: dict[str, int], inverted: InvertedIndex, df: np.ndarray) -> np.ndarray:

@@ -1,8 +1,11 @@
 """Terms -> BM25 weights in sparse arrays, and top-k scoring over them.
 
 The inverted index is three numpy arrays in CSR layout (``indptr``, ``sentence_ids``, ``tf``), one row per
-term. BM25 weights are derived from term frequencies and sentence lengths when the index is opened, so the
-ranking parameters can change without a rebuild. A query touches only the postings of its own terms: scores
+term. BM25 weights are derived from term frequencies and sentence lengths, so the ranking parameters can
+change without a rebuild: given when the index is opened (the cache keeps them), or else worked out one
+term at a time, the first time a query asks for that term (a composed index of a growing corpus would
+otherwise recompute every posting's weight at each update, ~0.3 s per ten million postings, for the few
+terms the next questions use). A query touches only the postings of its own terms: scores
 are accumulated in a pooled scratch vector and the top k are selected among the touched sentences only
 (``argpartition`` over a mostly-zero vector of a million scores costs as much as a full sort).
 
@@ -68,11 +71,15 @@ class InvertedIndex:
         lengths: np.ndarray,
         params: BM25Params | None = None,
         weights: np.ndarray | None = None,
+        term_ids: dict[str, int] | None = None,
     ) -> None:
         """``weights``, when given, must be what :func:`bm25_weights` gives for these arrays and ``params``
-        (the cache keeps them, so that opening an index reads neither ``tf`` nor ``sentence_ids`` whole)."""
+        (the cache keeps them, so that opening an index reads neither ``tf`` nor ``sentence_ids`` whole);
+        ``term_ids``, when given, must be ``vocabulary`` inverted (a caller that has it saves a pass)."""
         self.vocabulary = list(vocabulary)
-        self.term_ids: dict[str, int] = {term: i for i, term in enumerate(self.vocabulary)}
+        self.term_ids: dict[str, int] = (
+            term_ids if term_ids is not None else {term: i for i, term in enumerate(self.vocabulary)}
+        )
         self.indptr = np.asarray(indptr, dtype=np.int64)
         self.sentence_ids = sentence_ids
         self.tf = tf
@@ -149,11 +156,40 @@ class InvertedIndex:
         else:
             idf = np.log((n + 1) / np.maximum(df, 1))
         self.idf = idf
-        self.weights = (
-            bm25_weights(self.tf, self.sentence_ids, self.lengths, params) if weights is None else weights
-        )
+        self._avgdl = float(np.mean(self.lengths)) if self.n_sentences else 0.0
+        if weights is None:  # worked out per term on first use (see the module docstring)
+            self._weights = np.empty(len(self.tf), dtype=np.float32)
+            self._weighed = np.zeros(len(self.vocabulary), dtype=bool)
+        else:
+            self._weights = weights
+            self._weighed = None
         # BM25+ gives every sentence idf * delta per query term, matched or not.
         self.base = idf * params.resolved_delta if params.algorithm == "bm25plus" else np.zeros_like(idf)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Every posting's weight (the tf part of its BM25 score, times idf at query time), as float32."""
+        weighed = self._weighed
+        if weighed is not None:
+            if not weighed.any():
+                self._weights[:] = bm25_weights(self.tf, self.sentence_ids, self.lengths, self.params)
+            else:
+                for term_id in np.flatnonzero(~weighed).tolist():
+                    self._term_weights(term_id)
+            self._weighed = None
+        return self._weights
+
+    def _term_weights(self, term_id: int) -> np.ndarray:
+        """The weights of one term's postings, worked out now if no query asked for them before. Two
+        threads may both work them out: they write the same numbers."""
+        lo, hi = int(self.indptr[term_id]), int(self.indptr[term_id + 1])
+        weighed = self._weighed
+        if weighed is not None and not weighed[term_id]:
+            self._weights[lo:hi] = bm25_weights(
+                self.tf[lo:hi], self.sentence_ids[lo:hi], self.lengths, self.params, avgdl=self._avgdl
+            )
+            weighed[term_id] = True
+        return self._weights[lo:hi]
 
     def coverage(self, sentence_id: int, term_ids: Sequence[int]) -> float:
         """The share of the query's weight (idf, floored, once per repeat) that one sentence matches."""
@@ -186,7 +222,7 @@ class InvertedIndex:
         first = order[0]
         lo, hi = self.indptr[first], self.indptr[first + 1]
         first_ids = self.sentence_ids[lo:hi]
-        first_scores = self.weights[lo:hi] * (self.idf[first] * counts[first])
+        first_scores = self._term_weights(first) * (self.idf[first] * counts[first])
         if len(order) == 1:  # one term: its postings are the answer, no scratch vector needed
             return ScoredSentences(first_ids, first_scores.astype(np.float64) + constant)
         buffers = self._acquire_buffers()
@@ -197,7 +233,7 @@ class InvertedIndex:
         for term_id in order[1:]:
             lo, hi = self.indptr[term_id], self.indptr[term_id + 1]
             ids = self.sentence_ids[lo:hi]
-            scores[ids] += self.weights[lo:hi] * (self.idf[term_id] * counts[term_id])
+            scores[ids] += self._term_weights(term_id) * (self.idf[term_id] * counts[term_id])
             new = ids[~seen[ids]]
             seen[new] = True
             touched_parts.append(new)
@@ -227,7 +263,7 @@ class InvertedIndex:
             postings = self.sentence_ids[lo:hi]
             where = np.minimum(np.searchsorted(postings, ids), hi - lo - 1)
             found = postings[where] == ids
-            out[found] += self.weights[lo + where[found]] * (self.idf[term_id] * count)
+            out[found] += self._term_weights(term_id)[where[found]] * (self.idf[term_id] * count)
             held |= found
         constant = sum(float(self.base[t]) * m for t, m in counts.items())
         return np.where(held, out + constant, 0.0) if constant else out
@@ -264,11 +300,17 @@ _WEIGHT_CHUNK = 1 << 20  # postings per step: keeps the float64 temporaries of a
 
 
 def bm25_weights(
-    tf: np.ndarray, sentence_ids: np.ndarray, lengths: np.ndarray, params: BM25Params
+    tf: np.ndarray,
+    sentence_ids: np.ndarray,
+    lengths: np.ndarray,
+    params: BM25Params,
+    avgdl: float | None = None,
 ) -> np.ndarray:
-    """The tf part of each posting's BM25 score (times idf at query time), as float32."""
+    """The tf part of each posting's BM25 score (times idf at query time), as float32. ``avgdl`` is the
+    mean of ``lengths`` (given by a caller that weighs a few postings at a time)."""
     k1, b, delta = params.k1, params.b, params.resolved_delta
-    avgdl = float(np.mean(lengths)) if len(lengths) else 0.0
+    if avgdl is None:
+        avgdl = float(np.mean(lengths)) if len(lengths) else 0.0
     weights = np.empty(len(tf), dtype=np.float32)
     for lo in range(0, len(tf), _WEIGHT_CHUNK):
         hi = min(lo + _WEIGHT_CHUNK, len(tf))

@@ -23,6 +23,7 @@ a document being copied in is not indexed half-written; :attr:`Update.pending` n
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -77,6 +78,7 @@ class Update:
     removed: tuple[str, ...] = ()
     problems: tuple[Problem, ...] = ()  # of the files read by this update
     pending: tuple[str, ...] = ()  # files still being written: the next refresh looks again
+    ready_in: float | None = None  # seconds until the first of them will have been still for ``settle``
     seconds: float = 0.0
     merged: bool = False
 
@@ -131,6 +133,7 @@ class LiveIndex:
         self._encoder: Encoder | None = None
         self._segment_vectors: dict[str, VectorBuild] = {}  # by segment fingerprint: loaded or being built
         self._embedders: list[tuple[threading.Thread, VectorBuild | ComposedVectorBuild]] = []
+        self._embedders_lock = threading.Lock()
         self.index = self._compose(state.segments)
 
     # -- opening ----------------------------------------------------------------------------------------
@@ -246,7 +249,7 @@ class LiveIndex:
                 self.last_error = f"{type(error).__name__}: {error}"
                 raise
             if update.changed_anything or adopted:
-                self._swap(state, update)
+                self._swap(state, update, started)
             return _with_seconds(update, time.perf_counter() - started)
 
     def merge(self, *, force: bool = False) -> Update | None:
@@ -269,7 +272,7 @@ class LiveIndex:
                 new_state = _State(state.generation + 1, [merged], dict(state.skipped), list(state.problems))
                 self._write_state(new_state)
             update = Update(new_state.generation, merged=True, seconds=time.perf_counter() - started)
-            self._swap(new_state, update)
+            self._swap(new_state, update, started)
             return update
 
     # -- meaning ------------------------------------------------------------------------------------------
@@ -292,9 +295,11 @@ class LiveIndex:
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the embedding threads an update started (what they made is kept for the next start)."""
-        for _, build in self._embedders:
+        with self._embedders_lock:
+            embedders = list(self._embedders)
+        for _, build in embedders:
             build.stop()
-        for thread, _ in self._embedders:
+        for thread, _ in embedders:
             thread.join(timeout)
 
     def _vectors_for(self, index: SearchIndex) -> VectorBuild | ComposedVectorBuild:
@@ -323,14 +328,25 @@ class LiveIndex:
         if build.complete:
             return
         log.info("ranking by meaning: embedding %s new sentences in the background", f"{build.missing:,}")
-        thread = threading.Thread(target=build.run, name="embed-update", daemon=True)
-        self._embedders = [(t, b) for t, b in self._embedders if t.is_alive()]
-        self._embedders.append((thread, build))
+
+        def embed() -> None:
+            try:
+                build.run()
+            finally:  # a finished build lets go of its generation's composition at once
+                with self._embedders_lock:
+                    self._embedders = [(t, b) for t, b in self._embedders if b is not build]
+
+        thread = threading.Thread(target=embed, name="embed-update", daemon=True)
+        with self._embedders_lock:
+            self._embedders = [(t, b) for t, b in self._embedders if t.is_alive()]
+            self._embedders.append((thread, build))
         thread.start()
 
     # -- internals -----------------------------------------------------------------------------------------
 
-    def _swap(self, state: _State, update: Update) -> None:
+    def _swap(self, state: _State, update: Update, started: float) -> None:
+        """Compose ``state``'s segments, give them meaning and make them the index; ``started`` is when
+        the update began (``time.perf_counter()``), for the log line."""
         old = self.index
         new = self._compose(state.segments)
         new.adopt_warm_state(old)
@@ -347,7 +363,7 @@ class LiveIndex:
         self.index = new  # the swap: one attribute, read whole by every search that starts after it
         self.documents_added += len(update.added) + len(update.changed)
         self.documents_removed += len(update.removed) + len(update.changed)
-        log.info("index updated, %s", update.summary())
+        log.info("index updated, %s", _with_seconds(update, time.perf_counter() - started).summary())
 
     def _compose(self, segments: Sequence[Segment]) -> SearchIndex:
         return compose([Part(s.index, s.removed) for s in segments], self.settings)
@@ -373,6 +389,7 @@ class LiveIndex:
         to_read: list[tuple[str, Path, FileStat]] = []
         added: list[str] = []
         changed: list[str] = []
+        youngest_wait: float | None = None  # counted from each pending file's modification time
         for name, (stat, path) in current.items():
             known = live_files.get(name)
             if known is not None and known[1] == stat:
@@ -382,6 +399,8 @@ class LiveIndex:
                 continue
             if settle > 0 and now - stat[1] < settle * 1e9:
                 pending.append(name)
+                wait = max(0.0, settle - (now - stat[1]) / 1e9)
+                youngest_wait = wait if youngest_wait is None else min(youngest_wait, wait)
                 continue
             to_read.append((name, path, stat))
             (changed if known is not None else added).append(name)
@@ -391,7 +410,7 @@ class LiveIndex:
             masked.setdefault(live_files[name][0], set()).add(name)
         skipped_now = {n: v for n, v in state.skipped.items() if n in current}
         if not (to_read or gone or len(skipped_now) != len(state.skipped)):
-            return state, Update(state.generation, pending=tuple(pending))
+            return state, Update(state.generation, pending=tuple(pending), ready_in=youngest_wait)
 
         segments = [
             Segment(s.entry, s.index, s.files, s.removed | frozenset(masked.get(i, ())))
@@ -417,8 +436,9 @@ class LiveIndex:
         if segments:
             self._write_state(new_state)
         update = Update(
-            new_state.generation, tuple(added), tuple(changed), tuple(gone), tuple(problems), tuple(pending)
-        )
+            new_state.generation, tuple(added), tuple(changed), tuple(gone), tuple(problems), tuple(pending),
+            ready_in=youngest_wait,
+        )  # fmt: skip
         return new_state, update
 
     def _segment_of(
@@ -637,5 +657,4 @@ def _counted(n: int, noun: str) -> str:
 
 
 def _with_seconds(update: Update, seconds: float) -> Update:
-    return Update(update.generation, update.added, update.changed, update.removed, update.problems,
-                  update.pending, seconds, update.merged)  # fmt: skip
+    return dataclasses.replace(update, seconds=seconds)

@@ -200,6 +200,7 @@ class SearchIndex:
         self.forwards: dict[str, np.ndarray] = {}
         self._question_vector: Callable[[str], np.ndarray] = lambda text: np.zeros(0, np.float32)
         self._titles: InvertedIndex | None = None  # the documents' titles, indexed on first use
+        self._title_terms: list[list[str]] | None = None  # each document's title, analysed (ditto)
         self._cjk_pair_map: dict[str, list[str]] | None = None  # CJK character -> indexed pairs holding it
         dates = [d.date for d in store.documents if d.date]
         self._date_span = (min(dates).year, max(dates).year) if dates else None
@@ -810,9 +811,15 @@ class SearchIndex:
     def _title_index(self) -> InvertedIndex:
         titles = self._titles
         if titles is None:  # two threads may both build it: the same index, and no harm
-            terms = [self._analyzer.terms(d.title) for d in self._store.documents]
-            titles = self._titles = InvertedIndex.from_term_lists(terms)
+            titles = self._titles = InvertedIndex.from_term_lists(self.title_terms())
         return titles
+
+    def title_terms(self) -> list[list[str]]:
+        """Each document's title as terms (a composed index takes its segments', analysed once)."""
+        terms = self._title_terms
+        if terms is None:
+            terms = self._title_terms = [self._analyzer.terms(d.title) for d in self._store.documents]
+        return terms
 
     def _title_scores(self, ids: np.ndarray, plan: QueryPlan) -> np.ndarray:
         """The question's BM25 against the title of each sentence's document (titles often name who

@@ -24,7 +24,7 @@ from retrieval.live import SETTLE_SECONDS, LiveIndex, Update
 log = logging.getLogger(__name__)
 
 POLL_EVERY = 300.0  # seconds between two refreshes when nothing is heard of
-_WAKE_MS = 200  # how often the waiting thread looks at requests and pending files
+_WAKE_MS = 50  # how often the waiting thread looks at requests and pending files
 _DEBOUNCE_MS = 50  # changes arriving this close together are taken as one
 
 
@@ -140,7 +140,10 @@ class CorpusWatcher:
             return
         self.refreshes += 1
         if update.pending:
-            self._next_look = time.monotonic() + self.settle
+            # A file is ready once it has been still for ``settle`` seconds since it was last written,
+            # not since this look found it young.
+            wait = self.settle if update.ready_in is None else update.ready_in
+            self._next_look = time.monotonic() + wait
         for problem in update.problems:
             log.warning("%s", problem)
         if update.changed_anything and self.on_update is not None:

@@ -68,6 +68,10 @@ def assert_same_index(composed: SearchIndex, oneshot: SearchIndex) -> None:
 
     assert places(composed) == places(oneshot)
     np.testing.assert_array_equal(composed._store.duplicate_count, oneshot._store.duplicate_count)
+    # The same sentences share a duplicate group (the groups' numbers may differ): one-to-one.
+    ga, gb = np.asarray(composed._store.duplicate_group), np.asarray(oneshot._store.duplicate_group)
+    pairs = np.unique(np.stack([ga, gb]), axis=1).shape[1]
+    assert pairs == np.unique(ga).size == np.unique(gb).size
     np.testing.assert_array_equal(composed._store.sentence_paragraph, oneshot._store.sentence_paragraph)
     for question in QUESTIONS:
         for offset in (0, 3):

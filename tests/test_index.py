@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rank_bm25 import BM25L, BM25Okapi, BM25Plus
 
-from retrieval.index import BM25Params, InvertedIndex, top_k
+from retrieval.index import BM25Params, InvertedIndex, bm25_weights, top_k
 
 REFERENCE = {"bm25okapi": BM25Okapi, "bm25l": BM25L, "bm25plus": BM25Plus}
 
@@ -92,3 +92,27 @@ def test_params_are_validated() -> None:
     with pytest.raises(ValueError):
         BM25Params(b=1.5)
     assert BM25Params(algorithm="bm25plus").resolved_delta == 1.0
+
+
+@pytest.mark.parametrize("algorithm", sorted(REFERENCE))
+def test_weights_worked_out_per_term_equal_those_of_the_whole_index(algorithm: str) -> None:
+    rng = np.random.default_rng(7)
+    corpus = random_corpus(rng, 300, 80)
+    params = BM25Params(algorithm=algorithm)
+    lazy = InvertedIndex.from_term_lists(corpus, params)
+    whole = bm25_weights(lazy.tf, lazy.sentence_ids, lazy.lengths, params)
+    eager = InvertedIndex(
+        lazy.vocabulary, lazy.indptr, lazy.sentence_ids, lazy.tf, lazy.lengths, params, weights=whole
+    )
+    ids = np.arange(0, 300, 7)
+    for _ in range(10):  # some terms weighed by score(), some by score_sentences(), the rest by .weights
+        term_ids = [int(t) for t in rng.integers(0, len(lazy.vocabulary), size=3)]
+        got, expected = lazy.score(term_ids), eager.score(term_ids)
+        np.testing.assert_array_equal(got.ids, expected.ids)
+        np.testing.assert_array_equal(got.scores, expected.scores)
+        np.testing.assert_array_equal(
+            lazy.score_sentences(ids, term_ids[:1]), eager.score_sentences(ids, term_ids[:1])
+        )
+    np.testing.assert_array_equal(lazy.weights, whole)
+    fresh = InvertedIndex.from_term_lists(corpus, params)  # nothing asked yet: all at once
+    np.testing.assert_array_equal(fresh.weights, whole)

@@ -85,8 +85,11 @@ def test_a_file_still_being_written_waits(corpus: Path, tmp_path: Path) -> None:
     live = LiveIndex.open(corpus, cache_dir=tmp_path / "cache")
     path = corpus / "half.txt"
     path.write_text("date 2022-01-01 Half\n\nThe first half of a long", encoding="utf-8")  # just written
+    written = os.stat(path).st_mtime
     update = live.refresh(settle=5)
     assert update.pending == ("half.txt",) and not update.changed_anything
+    # Ready 5 s after it was written, not 5 s after this look.
+    assert update.ready_in is not None and 4.0 < update.ready_in <= 5 - (time.time() - written) + 0.05
     assert not live.index.search("first half").hits
     with open(path, "a", encoding="utf-8") as f:
         f.write(" zeppelin story.\n")
@@ -331,3 +334,19 @@ def test_no_merge_while_a_segment_is_being_embedded(corpus: Path, tmp_path: Path
     live.index.vector_build(encoder, cache).run()
     assert live.merge(force=True) is not None
     assert live.index.vector_build(encoder, cache).complete
+
+
+def test_a_finished_background_embedding_lets_its_generation_go(corpus: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    live = LiveIndex.open(corpus, cache_dir=cache)
+    live._encoder = ToyEncoder()  # what open_vectors sets, without loading the real model
+    live.index.attach_vectors(live._vectors_for(live.index))
+    for i in range(3):
+        write(corpus, f"e{i}.txt", f"date 2021-03-0{i + 1} E{i}\n\nThe airship number {i} flew.\n")
+        live.refresh(settle=0)
+    deadline = time.monotonic() + 10
+    while live._embedders and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert live._embedders == []  # none keeps an old composition alive once done
+    assert live.index.semantic_ready and live.index.search("airship number 2").hits
+    live.close()
