@@ -30,6 +30,7 @@ from typing import Protocol
 import numpy as np
 
 from retrieval.index import top_k
+from retrieval.pread import pread_rows
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,8 @@ class SentenceVectors:
             return np.asarray(self.matrix[ids])
         dimension = int(self.matrix.shape[1])
         row_bytes = dimension * 2
-        data = b"".join(os.pread(self._fd, row_bytes, int(i) * row_bytes) for i in ids.tolist())
-        return np.frombuffer(data, dtype=np.float16).reshape(ids.size, dimension)
+        data = pread_rows(self._fd, row_bytes, [i * row_bytes for i in ids.tolist()])
+        return data.view(np.float16).reshape(ids.size, dimension)
 
     def __del__(self) -> None:
         if getattr(self, "_fd", None) is not None:
