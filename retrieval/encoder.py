@@ -56,6 +56,7 @@ MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db
 # tokenizer.json holds the vocabulary: another one would map words to other rows of the embedding table.
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model (sentence_bert_config.json)
+TOKENS_PER_RUN = 2048  # padded tokens per call of the model at most (32 sentences of 64 tokens)
 DIMENSION = 384
 _REQUIRED_FILES = ("model.safetensors", "tokenizer.json", "config.json", "1_Pooling/config.json")
 _MASK_BIAS = float(np.finfo(np.float32).min)  # added to the scores of padding, as transformers does
@@ -494,7 +495,13 @@ class SentenceEncoder:
             encodings = self._tokenizer.encode_batch([texts[i] for i in chosen])
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-            out[chosen] = self._run(ids, mask)
+            # Long texts go through in smaller runs: the runtime keeps the memory of its largest run for
+            # good, and a full batch of 256-token texts needs four times what the model itself does.
+            rows = max(1, TOKENS_PER_RUN // max(1, ids.shape[1]))
+            for lo in range(0, len(chosen), rows):
+                part_mask = mask[lo : lo + rows]
+                width = int(part_mask.sum(axis=1).max())
+                out[chosen[lo : lo + rows]] = self._run(ids[lo : lo + rows, :width], part_mask[:, :width])
             done += len(chosen)
             if progress is not None:
                 progress(done)

@@ -269,3 +269,26 @@ def test_session_owns_its_weights(numpy_encoder: SentenceEncoder) -> None:
                                                      (layer.wqkv, layer.wo, layer.w1, layer.w2))):
         array[...] = 0.5
     np.testing.assert_array_equal(run(ids, np.ones_like(ids)), before)
+
+
+def test_long_texts_go_through_in_smaller_runs(onnx_encoder: SentenceEncoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A batch of long texts is cut into runs of at most TOKENS_PER_RUN padded tokens: same vectors."""
+    import retrieval.encoder as encoder_module
+
+    rng = np.random.default_rng(3)
+    words = ["harbour", "ship", "storm", "keeper", "light", "night", "crane", "orchard", "apple", "press"]
+    texts = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(5, 200, size=12)]
+    whole = onnx_encoder.encode(texts, batch_size=12)
+    shapes: list[tuple[int, int]] = []
+    run = onnx_encoder._run
+
+    def spy(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        shapes.append(ids.shape)
+        return run(ids, mask)
+
+    monkeypatch.setattr(encoder_module, "TOKENS_PER_RUN", 400)
+    monkeypatch.setattr(onnx_encoder, "_run", spy)
+    split = onnx_encoder.encode(texts, batch_size=12)
+    assert len(shapes) > 1 and max(rows for rows, _ in shapes) < 12
+    assert shapes[0][0] * shapes[0][1] <= 400 or shapes[0][0] == 1
+    assert cosines(split, whole).min() > 0.99999
