@@ -230,3 +230,17 @@ def test_a_segment_not_embedded_yet_ranks_by_its_words(tmp_path) -> None:  # typ
     build.run()
     assert build.complete and not np.isnan(build.vectors.cosines(np.array([new_id]), question)).any()
     assert composed.search("walrus harbour").hits[0].text == "A walrus crossed the harbour bridge."
+
+
+def test_composing_again_with_other_removals_forgets_the_earlier_ones() -> None:
+    """A segment's postings less its removed documents are kept for the next composition: a new set of
+    removed documents must not reuse them."""
+    settings = IndexSettings()
+    documents = random_documents(11, 20, "a")
+    big = SearchIndex.build(documents, settings)
+    small = SearchIndex.build(random_documents(12, 3, "b"), settings)
+    names = [d.name for d in documents]
+    for removed in ({names[2]}, {names[2]}, {names[2], names[9]}, set(), {names[0]}):
+        composed = compose([Part(big, frozenset(removed)), Part(small)], settings)
+        kept = [d for d in documents if d.name not in removed] + random_documents(12, 3, "b")
+        assert_same_index(composed, SearchIndex.build(kept, settings))
