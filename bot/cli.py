@@ -25,7 +25,7 @@ from pathlib import Path
 from bot.config import ConfigError, Settings, load_settings, read_token
 from bot.inbox import InboxError
 from bot.wording import counted, format_date, format_timestamp
-from retrieval import CorpusError, Hit, LiveIndex, SearchResult
+from retrieval import CorpusError, Hit, LiveIndex, SearchResult, lower_this_threads_priority
 from retrieval.timeline import Timeline
 
 EXIT_USAGE = 2
@@ -423,6 +423,7 @@ def _start_meaning(opened: LiveIndex, settings: Settings) -> Callable[[], None]:
             log.info("ranking by meaning: %s of %s sentences embedded", f"{done:,}", f"{total:,}")
 
     def run() -> None:
+        lower_this_threads_priority()  # questions are answered first, by words alone meanwhile
         opened.index.warm_up()
         if build.run(progress) is not None:
             log.info("ranking by meaning: ready (%s sentences, %.0f s)", f"{build.total:,}", build.seconds)

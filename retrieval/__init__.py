@@ -11,7 +11,8 @@
 ``CorpusWatcher``) puts new, changed and removed files live as new segments, and ``live.index`` is always
 the current generation (hold it for the length of one answer).
 ``open_vectors(index, cache_dir)`` adds ranking by meaning: sentence embeddings, loaded from the cache or
-built by ``.run()`` (slow: run it in the background; BM25 answers meanwhile).
+built by ``.run()`` (slow: run it in the background, its thread lowered with
+``lower_this_threads_priority()``; BM25 answers meanwhile).
 
 A search is a pipeline of stages, each in its own module: parse (``query``) -> expand (``expansion``:
 spelling variants, word forms, typos, compounds) -> candidates (``index``: BM25; ``semantic``: nearest by
@@ -36,16 +37,18 @@ _EXPORTS = {
     "ContextSentence": "search", "Hit": "search", "IndexSettings": "search", "IndexStats": "search",
     "SearchIndex": "search", "SearchResult": "search",
     "VectorBuild": "semantic",
+    "lower_this_threads_priority": "background",
 }  # fmt: skip
 
 __all__ = [
     "NO_EXPANSION", "NO_SEMANTIC", "BM25Params", "ContextSentence", "Corpus", "CorpusError", "Document",
     "ExpansionSettings", "Hit", "IndexSettings", "IndexStats", "LiveIndex", "OpenedIndex", "Problem",
     "SearchIndex", "SearchResult", "Segment", "SemanticSettings", "Update", "VectorBuild", "load_corpus",
-    "open_index", "open_vectors",
+    "lower_this_threads_priority", "open_index", "open_vectors",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
+    from retrieval.background import lower_this_threads_priority
     from retrieval.cache import OpenedIndex, open_index, open_vectors
     from retrieval.corpus import Corpus, CorpusError, Document, Problem, load_corpus
     from retrieval.expansion import NO_EXPANSION, ExpansionSettings

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from retrieval.background import lower_this_threads_priority
 from retrieval.build import Progress
 from retrieval.cache import CacheEntryError, load_encoder, prune, read_entry, write_entry, write_forwards
 from retrieval.compose import ComposedVectorBuild, Part, compose, merged_forwards
@@ -330,6 +331,7 @@ class LiveIndex:
         log.info("ranking by meaning: embedding %s new sentences in the background", f"{build.missing:,}")
 
         def embed() -> None:
+            lower_this_threads_priority()  # searches and the next update go first
             try:
                 build.run()
             finally:  # a finished build lets go of its generation's composition at once
