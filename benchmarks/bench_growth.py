@@ -555,7 +555,8 @@ import retrieval.live
 from retrieval import IndexSettings, LiveIndex
 SMALL = getattr(retrieval.live, "INLINE_EMBED", 512)  # embedded here, to say when meaning is ready
 imported = time.perf_counter()
-live = LiveIndex.open(params["corpus"], IndexSettings(), params["cache"], rebuild=params["rebuild"])
+live = LiveIndex.open(params["corpus"], IndexSettings(), params["cache"], rebuild=params["rebuild"],
+                      meaning_threads=1)  # as `corpus-bot run` does: the model loads beside the opening
 opened = time.perf_counter()
 build = live.open_vectors(threads=1)
 attached = time.perf_counter()

@@ -116,9 +116,15 @@ def _positive_int(text: str) -> int:
 
 
 def _open(
-    settings: Settings, corpus: Path | None, *, rebuild: bool = False, show_progress: bool = False
+    settings: Settings,
+    corpus: Path | None,
+    *,
+    rebuild: bool = False,
+    show_progress: bool = False,
+    meaning_threads: int | None = None,
 ) -> LiveIndex:
-    """The corpus's index, brought up to date with the folder (only new and changed files are read)."""
+    """The corpus's index, brought up to date with the folder (only new and changed files are read);
+    ``meaning_threads``: the model is loaded meanwhile, for ``open_vectors`` with these threads."""
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -136,6 +142,7 @@ def _open(
             settings.index.cache_dir,
             progress=progress if show_progress else None,
             rebuild=rebuild,
+            meaning_threads=meaning_threads,
         )
     finally:
         if bar is not None:
@@ -365,7 +372,9 @@ def _emphasise(hit: Hit, bold: bool) -> str:
 
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:
-    opened = _open(settings, args.corpus, rebuild=args.rebuild, show_progress=sys.stderr.isatty())
+    opened = _open(
+        settings, args.corpus, rebuild=args.rebuild, show_progress=sys.stderr.isatty(), meaning_threads=2
+    )
     for problem in opened.problems:
         print(problem, file=sys.stderr)
     print(opened.summary())
@@ -451,7 +460,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from bot.webhook import check_webhook_settings
 
         check_webhook_settings(settings)
-    opened = _open(settings, None)
+    opened = _open(settings, None, meaning_threads=1)
     logging.getLogger("corpus_bot").info("index ready: %s", opened.summary())
     stop_meaning = _start_meaning(opened, settings)
     stop_watching = _start_watching(opened, settings)

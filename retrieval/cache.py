@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import zlib
 from dataclasses import dataclass
@@ -825,6 +826,31 @@ def load_encoder(settings: IndexSettings, *, threads: int = 1) -> Encoder | None
     except EncoderUnavailable as error:
         log.warning("ranking by meaning is off: %s", error)
         return None
+
+
+class EncoderLoad:
+    """:func:`load_encoder` in a thread of its own, started at once: the model takes about a second to
+    load, which a caller can spend opening the index meanwhile. :meth:`result` waits for it."""
+
+    def __init__(self, settings: IndexSettings, *, threads: int = 1) -> None:
+        self.threads = threads
+        self._encoder: Encoder | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, args=(settings,), name="load-encoder", daemon=True)
+        self._thread.start()
+
+    def _load(self, settings: IndexSettings) -> None:
+        try:
+            self._encoder = load_encoder(settings, threads=self.threads)
+        except BaseException as error:  # raised again by result(), in the caller's thread
+            self._error = error
+
+    def result(self) -> Encoder | None:
+        """What :func:`load_encoder` returns (or raises)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._encoder
 
 
 def open_vectors(

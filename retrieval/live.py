@@ -37,7 +37,15 @@ from pathlib import Path
 
 from retrieval.background import lower_this_threads_priority
 from retrieval.build import Progress
-from retrieval.cache import CacheEntryError, load_encoder, prune, read_entry, write_entry, write_forwards
+from retrieval.cache import (
+    CacheEntryError,
+    EncoderLoad,
+    load_encoder,
+    prune,
+    read_entry,
+    write_entry,
+    write_forwards,
+)
 from retrieval.compose import ComposedVectorBuild, Part, compose, merged_forwards
 from retrieval.corpus import CorpusError, Document, Problem, list_corpus_files, read_document, require_folder
 from retrieval.search import IndexSettings, SearchIndex
@@ -132,6 +140,7 @@ class LiveIndex:
         self.update_errors = 0
         self.last_error: str | None = None
         self._encoder: Encoder | None = None
+        self._encoder_load: EncoderLoad | None = None  # started by open(meaning_threads=...)
         self._segment_vectors: dict[str, VectorBuild] = {}  # by segment fingerprint: loaded or being built
         self._embedders: list[tuple[threading.Thread, VectorBuild | ComposedVectorBuild]] = []
         self._embedders_lock = threading.Lock()
@@ -150,12 +159,18 @@ class LiveIndex:
         progress: Progress | None = None,
         settle: float = 0.0,
         rebuild: bool = False,
+        meaning_threads: int | None = None,
     ) -> LiveIndex:
         """The index of ``corpus_path`` as it is now: the manifest's segments (memory-mapped from the
         cache), brought up to date with the folder by indexing only what changed (``rebuild``: all of it,
-        as one new segment). Raises CorpusError when the folder is missing or holds no usable document."""
+        as one new segment). Raises CorpusError when the folder is missing or holds no usable document.
+        ``meaning_threads``: :meth:`open_vectors` will follow with these threads, so the model is loaded
+        meanwhile, beside the opening."""
         started = time.perf_counter()
         settings = settings or IndexSettings()
+        encoder_load = None
+        if meaning_threads is not None and settings.semantic.enabled:
+            encoder_load = EncoderLoad(settings, threads=meaning_threads)
         root = Path(corpus_path)
         require_folder(root)
         cache = Path(cache_dir) if cache_dir is not None else None
@@ -172,6 +187,7 @@ class LiveIndex:
             detail = f" ({skipped} files skipped)" if skipped else ""
             raise CorpusError(f"corpus folder {root} holds no usable documents{detail}")
         cls.__init__(live, root, settings, cache, state)
+        live._encoder_load = encoder_load
         live.opened = _with_seconds(update, time.perf_counter() - started)
         return live
 
@@ -285,7 +301,11 @@ class LiveIndex:
         gets its embeddings at the swap, its segments' own reused; a segment an update adds goes live at
         once and is embedded in a background thread, its sentences ranked by their words until then
         (the rest of the index keeps its meaning: see ``compose.ComposedVectors``)."""
-        encoder = load_encoder(self.settings, threads=threads)
+        load, self._encoder_load = self._encoder_load, None
+        if load is not None and load.threads == threads:
+            encoder = load.result()
+        else:
+            encoder = load_encoder(self.settings, threads=threads)
         if encoder is None:
             return None
         with self._lock:

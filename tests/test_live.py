@@ -350,3 +350,24 @@ def test_a_finished_background_embedding_lets_its_generation_go(corpus: Path, tm
     assert live._embedders == []  # none keeps an old composition alive once done
     assert live.index.semantic_ready and live.index.search("airship number 2").hits
     live.close()
+
+
+def test_the_model_loads_beside_the_opening(corpus: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import retrieval.cache
+    import retrieval.live
+
+    loads: list[tuple[str, int]] = []
+
+    def load(settings: object, *, threads: int = 1) -> ToyEncoder:
+        loads.append((threading.current_thread().name, threads))
+        return ToyEncoder()
+
+    monkeypatch.setattr(retrieval.cache, "load_encoder", load)  # what the loading thread calls
+    monkeypatch.setattr(retrieval.live, "load_encoder", load)
+    live = LiveIndex.open(corpus, cache_dir=tmp_path / "cache", meaning_threads=1)
+    build = live.open_vectors(threads=1)
+    assert loads == [("load-encoder", 1)]  # once, in its own thread, started by open()
+    assert build is not None and isinstance(live._encoder, ToyEncoder)
+    other = LiveIndex.open(corpus, cache_dir=tmp_path / "cache", meaning_threads=1)
+    other.open_vectors(threads=2)  # not what was loaded: loaded again, as asked
+    assert (threading.current_thread().name, 2) in loads
