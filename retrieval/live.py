@@ -48,6 +48,7 @@ from retrieval.cache import (
 )
 from retrieval.compose import ComposedVectorBuild, Part, compose, merged_forwards
 from retrieval.corpus import CorpusError, Document, Problem, list_corpus_files, read_document, require_folder
+from retrieval.memory import release_free_memory
 from retrieval.search import IndexSettings, SearchIndex
 from retrieval.semantic import Encoder, VectorBuild
 
@@ -385,6 +386,8 @@ class LiveIndex:
         self.index = new  # the swap: one attribute, read whole by every search that starts after it
         self.documents_added += len(update.added) + len(update.changed)
         self.documents_removed += len(update.removed) + len(update.changed)
+        del old  # the previous generation goes once the searches still holding it are done
+        release_free_memory()
         log.info("index updated, %s", _with_seconds(update, time.perf_counter() - started).summary())
 
     def _compose(self, segments: Sequence[Segment]) -> SearchIndex:
