@@ -59,6 +59,7 @@ SETTLE_SECONDS = 0.5  # a file unchanged for this long is taken to be written wh
 MAX_SEGMENTS = 10  # more than this, and a merge is due
 MAX_REMOVED_SHARE = 0.2  # or this share of the sentences of segments masked away
 LOCK_WAIT = 120.0  # seconds a refresh waits for another process's refresh to finish
+PRUNE_EVERY = 60.0  # seconds between two clean-ups of the cache folder while segments are only added
 
 FileStat = tuple[int, int]  # (size, modification time in ns)
 
@@ -140,6 +141,8 @@ class LiveIndex:
         self.documents_removed = 0
         self.update_errors = 0
         self.last_error: str | None = None
+        self._pruned_at: float = getattr(self, "_pruned_at", float("-inf"))  # monotonic time of the last
+        self._pruned_with: set[str] = getattr(self, "_pruned_with", set())  # clean-up, and the entries kept
         self._encoder: Encoder | None = None
         self._encoder_load: EncoderLoad | None = None  # started by open(meaning_threads=...)
         self._segment_vectors: dict[str, VectorBuild] = {}  # by segment fingerprint: loaded or being built
@@ -178,6 +181,7 @@ class LiveIndex:
         live = cls.__new__(cls)
         live.root, live.settings, live.cache_dir = root, settings, cache
         live._rebuild = rebuild
+        live._pruned_at, live._pruned_with = float("-inf"), set()  # the first write cleans up
         with live._manifest_lock():
             state = live._read_state() or _State(0, [])
             if rebuild:
@@ -646,8 +650,9 @@ class LiveIndex:
             ],
         }
         temporary = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+        text = json.dumps(data, ensure_ascii=False)  # in one go: json.dump's streaming encoder is Python
         with open(temporary, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False)
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
@@ -657,7 +662,13 @@ class LiveIndex:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        prune(path.parent, keep_entries={s.entry for s in state.segments if s.entry})
+        entries = {s.entry for s in state.segments if s.entry}
+        # Housekeeping reads every entry of the cache: after a merge (entries let go), else once a while.
+        let_go = bool(self._pruned_with - entries)
+        if let_go or time.monotonic() - self._pruned_at >= PRUNE_EVERY:
+            prune(path.parent, keep_entries=entries)
+            self._pruned_at = time.monotonic()
+        self._pruned_with = entries
 
 
 def segment_key(settings: IndexSettings, files: dict[str, FileStat]) -> str:

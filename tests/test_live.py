@@ -371,3 +371,24 @@ def test_the_model_loads_beside_the_opening(corpus: Path, tmp_path: Path, monkey
     other = LiveIndex.open(corpus, cache_dir=tmp_path / "cache", meaning_threads=1)
     other.open_vectors(threads=2)  # not what was loaded: loaded again, as asked
     assert (threading.current_thread().name, 2) in loads
+
+
+def test_the_cache_is_cleaned_up_after_merges_and_once_a_while(
+    corpus: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import retrieval.live
+
+    cleanups: list[set[str]] = []
+    monkeypatch.setattr(retrieval.live, "prune", lambda folder, keep_entries: cleanups.append(keep_entries))
+    live = LiveIndex.open(corpus, cache_dir=tmp_path / "cache")
+    assert len(cleanups) == 1  # the first manifest written
+    for i in range(3):
+        write(corpus, f"p{i}.txt", f"date 2021-04-0{i + 1} P{i}\n\nThe glider number {i} soared.\n")
+        live.refresh(settle=0)
+    assert len(cleanups) == 1  # segments only added: not every time
+    live.merge(force=True)
+    assert len(cleanups) == 2 and cleanups[-1] == {live.segments[0].entry}  # entries let go: at once
+    monkeypatch.setattr(retrieval.live, "PRUNE_EVERY", 0.0)
+    write(corpus, "p9.txt", "date 2021-04-09 P9\n\nThe last glider soared.\n")
+    live.refresh(settle=0)
+    assert len(cleanups) == 3
