@@ -14,6 +14,8 @@ the index in use stays as it was and the next event tries again.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -107,9 +109,13 @@ class CorpusWatcher:
                 if self._stop.is_set():
                     break
                 now = time.monotonic()
+                wait = self._still_being_written(changes)
+                if wait is not None:  # nothing to do before they have settled: look once, then
+                    look = now + wait
+                    self._next_look = look if self._next_look is None else min(self._next_look, look)
                 due = (
                     first
-                    or bool(changes)
+                    or (bool(changes) and wait is None)
                     or self._wanted.is_set()
                     or (self._next_look is not None and now >= self._next_look)
                     or now - last_refresh >= self.poll_every
@@ -121,6 +127,31 @@ class CorpusWatcher:
                     last_refresh = time.monotonic()
         except Exception:
             log.exception("watching %s failed; new files are seen only after a restart (or SIGHUP)", root)
+
+    def _still_being_written(self, changes: set[tuple[object, str]]) -> float | None:
+        """Seconds until every file of ``changes`` has been still for ``settle``, when all of them are
+        files written less than that ago (a refresh now would only find them young); None when any
+        change is something else (a file removed, the manifest, a folder), or waits for nothing."""
+        if not changes or self.settle <= 0:
+            return None
+        manifest = self.live.manifest_path
+        now = time.time_ns()
+        wait = 0.0
+        for _change, path in changes:
+            where = Path(path)
+            if manifest is not None and where.name == manifest.name:
+                return None
+            try:
+                st = os.stat(where)
+            except OSError:
+                return None  # gone: a removal to take in now
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            young = self.settle - (now - st.st_mtime_ns) / 1e9
+            if young <= 0:
+                return None
+            wait = max(wait, young)
+        return wait
 
     def _serve_requests(self) -> None:
         while not self._stop.is_set():
