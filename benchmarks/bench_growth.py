@@ -39,7 +39,8 @@ encoder and the embedding of new segments on one thread), as the bot runs:
    and imports included).
 4. Many segments: the watcher stopped, ``retrieval.live.MAX_SEGMENTS`` raised so that nothing merges,
    ``merge(force=True)`` down to one segment, the question mix timed on it; ``--segments`` one-document
-   additions by ``live.refresh(settle=0)``; the mix again; ``merge(force=True)`` (timed); the mix again.
+   additions by ``live.refresh(settle=0)``; ``index.warm_up()`` (what the watcher does after an update);
+   the mix again; ``merge(force=True)`` (timed); the mix again.
    Each measurement is a new generation, so no question finds its embedding cached.
 5. ``--batch`` documents copied into the folder in a loop (the watcher running again, the load thread
    asking): time until every marker is searchable (each new generation is checked with ``matching(marker)``,
@@ -823,6 +824,7 @@ def many_segments(live: Any, probe: Probe, maker: DocumentMaker, corpus: Path, m
         out["compose_s"] = composes
         out["meaning_s"] = meanings
         out["count"] = len(live.segments)
+        live.index.warm_up()  # as the bot's watcher does after each update (the BM25 weights, mostly)
         started = time.perf_counter()
         caught_up = wait_embedded(live, 7200)
         out["catch_up_s"] = caught_up - started if caught_up is not None else float("nan")

@@ -121,12 +121,13 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Problem]
     _check_root(root)
     root_real = os.path.realpath(root)
 
-    found: dict[str, tuple[str, Path]] = {}  # real path -> (name, path); keyed so aliases collapse
+    # Paths are strings until the end: a Path per entry cost more than the listing itself (6,600 files).
+    found: dict[str, tuple[str, str]] = {}  # real path -> (name, path); keyed so aliases collapse
     problems: list[Problem] = []
     visited_dirs: set[str] = set()
-    links: deque[tuple[str, Path]] = deque()
+    links: deque[tuple[str, str]] = deque()
 
-    def walk(dir_path: Path, dir_real: str, prefix: str) -> None:
+    def walk(dir_path: str, dir_real: str, prefix: str) -> None:
         if dir_real in visited_dirs:
             return
         visited_dirs.add(dir_real)
@@ -142,7 +143,7 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Problem]
             if entry.name.startswith("."):
                 continue
             name = prefix + entry.name
-            path = dir_path / entry.name
+            path = entry.path
             try:
                 if entry.is_symlink():
                     links.append((name, path))
@@ -156,7 +157,7 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Problem]
             except OSError as exc:
                 problems.append(Problem(name, f"cannot read the entry: {_os_message(exc)}", True))
 
-    walk(root, root_real, "")
+    walk(os.fspath(root), root_real, "")
     # Links are resolved only once the real tree is known, so that a link never "steals" a file's name.
     while links:
         name, path = links.popleft()
@@ -181,7 +182,7 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Problem]
         shown = _display_name(name)
         if shown != name:
             problems.append(Problem(shown, "file name has undecodable bytes or control characters"))
-        files.append((shown, path))
+        files.append((shown, Path(path)))
     return files, problems
 
 

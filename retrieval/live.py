@@ -182,6 +182,7 @@ class LiveIndex:
         live.root, live.settings, live.cache_dir = root, settings, cache
         live._rebuild = rebuild
         live._pruned_at, live._pruned_with = float("-inf"), set()  # the first write cleans up
+        live._manifest_seen = None  # (device, inode, size, mtime) of the manifest last read or written
         with live._manifest_lock():
             state = live._read_state() or _State(0, [])
             if rebuild:
@@ -406,7 +407,7 @@ class LiveIndex:
         pending: list[str] = []
         for name, path in files:
             try:
-                st = path.stat()
+                st = os.stat(path)
             except OSError:
                 continue  # vanished meanwhile: as if it never was
             current[name] = ((st.st_size, st.st_mtime_ns), path)
@@ -589,14 +590,23 @@ class LiveIndex:
         segments loaded (those already loaded here are reused); None without a usable, newer manifest. A
         segment that cannot be loaded is dropped, so its files count as new and are indexed again."""
         path = self.manifest_path
-        if path is None or not path.exists():
+        if path is None:
             return None
+        try:
+            seen = _file_identity(path)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            seen = None
+        if newer_than >= 0 and seen is not None and seen == self._manifest_seen:
+            return None  # the very file this process last wrote or read: nothing newer (a rename is new)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("format") != MANIFEST_FORMAT or data.get("settings") != self.settings.fingerprint:
                 raise ValueError("written by another version or with other settings")
             generation = int(data["generation"])
             if generation <= newer_than:
+                self._manifest_seen = seen
                 return None
             records = list(data["segments"])
             skipped = {
@@ -623,6 +633,7 @@ class LiveIndex:
                 continue
             segments.append(Segment(entry, index, files, removed))
         written = data.get("written")
+        self._manifest_seen = seen
         return _State(generation, segments, skipped, problems, float(written) if written else None)
 
     def _write_state(self, state: _State) -> None:
@@ -657,6 +668,8 @@ class LiveIndex:
             os.fsync(f.fileno())
         os.replace(temporary, path)
         with contextlib.suppress(OSError):
+            self._manifest_seen = _file_identity(path)
+        with contextlib.suppress(OSError):
             fd = os.open(path.parent, os.O_RDONLY)
             try:
                 os.fsync(fd)
@@ -669,6 +682,13 @@ class LiveIndex:
             prune(path.parent, keep_entries=entries)
             self._pruned_at = time.monotonic()
         self._pruned_with = entries
+
+
+def _file_identity(path: Path) -> tuple[int, int, int, int]:
+    """What tells one version of a file from another: a manifest is replaced by a rename, so a new one
+    has a new inode, whatever its size and time."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def segment_key(settings: IndexSettings, files: dict[str, FileStat]) -> str:
