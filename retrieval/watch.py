@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,10 +28,6 @@ log = logging.getLogger(__name__)
 POLL_EVERY = 300.0  # seconds between two refreshes when nothing is heard of
 _WAKE_MS = 50  # how often the waiting thread looks at requests and pending files
 _DEBOUNCE_MS = 50  # changes arriving this close together are taken as one
-# While updates run beside searches, the interpreter hands the GIL over at least this often (Python's
-# default is 5 ms): each time a search lets go of it (a large numpy step), it waited for the refresh
-# thread's whole interval to get it back, and a search of a few hundred such steps took a second.
-SWITCH_INTERVAL = 0.001
 
 
 class CorpusWatcher:
@@ -59,13 +54,11 @@ class CorpusWatcher:
         self.refreshes = 0
 
     def start(self) -> None:
-        _share_the_interpreter()
         self._thread = threading.Thread(target=self._run, name="corpus-watcher", daemon=True)
         self._thread.start()
 
     def start_on_request(self) -> None:
         """Refresh only when asked (:meth:`request`, i.e. on SIGHUP), without watching the folder."""
-        _share_the_interpreter()
         self._thread = threading.Thread(target=self._serve_requests, name="corpus-refresher", daemon=True)
         self._thread.start()
 
@@ -202,8 +195,3 @@ class CorpusWatcher:
             if merged is not None:
                 log.info("index segments merged: %s", merged.summary())
 
-
-def _share_the_interpreter() -> None:
-    """Shorten the interpreter's switch interval to ``SWITCH_INTERVAL`` (never lengthen it)."""
-    if sys.getswitchinterval() > SWITCH_INTERVAL:
-        sys.setswitchinterval(SWITCH_INTERVAL)

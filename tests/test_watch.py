@@ -136,16 +136,3 @@ def test_a_failing_refresh_leaves_the_index_and_the_watcher_alive(
     os.utime(live.root / "x.txt")  # the next change is heard of, and the file goes live then
     assert wait_for(lambda: found(live, "walrus"))
 
-
-def test_a_running_watcher_hands_the_interpreter_over_often(live: LiveIndex, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    import sys
-
-    import retrieval.watch as watch_module
-
-    monkeypatch.setattr(sys, "getswitchinterval", lambda: 0.005)
-    chosen: list[float] = []
-    monkeypatch.setattr(sys, "setswitchinterval", chosen.append)
-    watching = CorpusWatcher(live, settle=0.3, poll_every=3600)
-    watching.start()
-    watching.stop()
-    assert chosen == [watch_module.SWITCH_INTERVAL]
