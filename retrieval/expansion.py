@@ -70,6 +70,9 @@ _RARE_DF = 2
 _STEM_MATCH_PENALTY = 0.5  # a correction found only between stems ranks after one found between words
 _COMMON_RATIO = 20
 _MAX_TYPO_TERMS = 2  # corrections kept per word (ties in distance and frequency are common)
+# A question waits at most this long for the typo index another thread is building (the bot's warm-up after
+# a start: 5-20 s at a million sentences), then goes without typo fixes rather than keep its asker waiting.
+TYPO_INDEX_WAIT = 0.5
 _MAX_FORM_TERMS = 4
 # The SymSpell index holds the most frequent terms only (a correction to a word the corpus uses once or twice
 # is seldom what was meant), and deletes of a 5-letter prefix: ~15 entries a term, ~100 MB at the cap.
@@ -232,7 +235,9 @@ class QueryExpander:
             return []
         from symspellpy import Verbosity
 
-        index = self._typo_index()
+        index = self._typo_index(wait=TYPO_INDEX_WAIT)
+        if index is None:
+            return []  # still being built (warm_up, in the background): this question goes without
         found: dict[str, tuple[float, int]] = {}
         for probe in {term, word}:
             probe_distance = min(distance, max_edit_distance(probe)) if probe != word else distance
@@ -293,8 +298,14 @@ class QueryExpander:
                     out.append((term, f"{left.term} {right.term}"))
         return out
 
-    def _typo_index(self):  # -> symspellpy.SymSpell
-        with self._symspell_lock:
+    def _typo_index(self, wait: float | None = None):  # -> symspellpy.SymSpell | None
+        """The typo index, built here if nobody has; ``wait``: give up (None) after this many seconds of
+        waiting for another thread that is building it (seconds at a million sentences)."""
+        if self._symspell is not None:
+            return self._symspell
+        if not self._symspell_lock.acquire(timeout=-1 if wait is None else wait):
+            return None
+        try:
             if self._symspell is None:
                 from symspellpy import SymSpell
 
@@ -321,6 +332,8 @@ class QueryExpander:
                             index.create_dictionary_entry(word, seen[word])
                 self._symspell = index
             return self._symspell
+        finally:
+            self._symspell_lock.release()
 
 
 @functools.cache

@@ -117,3 +117,24 @@ def test_a_dictionary_word_is_not_taken_for_a_slip(expander: QueryExpander) -> N
     empty = InvertedIndex.from_term_lists([])
     french = QueryExpander(Analyzer(language="french"), empty.term_ids, empty.document_frequency)
     assert french.misspelled("superstate")  # no dictionary for it: any unknown word may be a slip
+
+
+def test_a_question_does_not_wait_long_for_a_typo_index_being_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another thread builds the typo index (the bot's warm-up after a start), a question gives up on
+    typo fixes after TYPO_INDEX_WAIT instead of waiting the seconds the build takes at a million sentences."""
+    import time
+
+    import retrieval.expansion as expansion_module
+
+    analyzer = Analyzer()
+    inverted = InvertedIndex.from_term_lists([analyzer.terms(s) for s in SENTENCES])
+    expander = QueryExpander(analyzer, inverted.term_ids, inverted.document_frequency)
+    monkeypatch.setattr(expansion_module, "TYPO_INDEX_WAIT", 0.05)
+    expander._symspell_lock.acquire()  # as a build in progress holds it
+    try:
+        started = time.monotonic()
+        assert "research" not in extra(expander, "reserch")
+        assert time.monotonic() - started < 2.0
+    finally:
+        expander._symspell_lock.release()
+    assert "research" in extra(expander, "reserch")  # built now, by this question: it waits for nobody
