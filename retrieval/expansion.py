@@ -73,6 +73,8 @@ _MAX_TYPO_TERMS = 2  # corrections kept per word (ties in distance and frequency
 # A question waits at most this long for the typo index another thread is building (the bot's warm-up after
 # a start: 5-20 s at a million sentences), then goes without typo fixes rather than keep its asker waiting.
 TYPO_INDEX_WAIT = 0.5
+_HEAD_SHARE = 0.75  # the head of an unknown compound weighs this share of a compound's parts
+_MIN_HEAD_CHARS = 4
 _MAX_FORM_TERMS = 4
 # The SymSpell index holds the most frequent terms only (a correction to a word the corpus uses once or twice
 # is seldom what was meant), and deletes of a 5-letter prefix: ~15 entries a term, ~100 MB at the cap.
@@ -154,8 +156,12 @@ class QueryExpander:
                     add(term, self.settings.typo_weight, TYPO, word)
             if self.settings.compounds and token.term not in self._term_ids and splits < _MAX_SPLIT_WORDS:
                 splits += 1
-                for term in self._split_terms(word):
+                parts = self._split_terms(word)
+                for term in parts:
                     add(term, self.settings.compound_weight, COMPOUND, word)
+                if not parts:
+                    for term in self._head_terms(word):
+                        add(term, self.settings.compound_weight * _HEAD_SHARE, COMPOUND, word)
         if self.settings.compounds:
             for term, pair in self._joined_terms(text, analyzer):
                 add(term, self.settings.compound_weight, COMPOUND, pair)
@@ -285,6 +291,20 @@ class QueryExpander:
                 if parts and score is not None and (best is None or score > best[0]):
                     best = (score, parts)
         return best[1] if best else []
+
+    def _head_terms(self, word: str) -> list[str]:
+        """An unknown word made of an English word and a corpus word ("superpower", "warship"): the
+        corpus word, the compound's head (English puts it last), or nothing."""
+        if not self._english:
+            return []
+        english = english_words()
+        for cut in range(3, len(word) - 3):
+            left, right = word[:cut], word[cut:]
+            if left in english and len(right) >= _MIN_HEAD_CHARS and right in english:
+                term = self._single_term(right)
+                if term is not None and term in self._term_ids:
+                    return [term]
+        return []
 
     def _joined_terms(self, text: str, analyzer: Analyzer) -> list[tuple[str, str]]:
         """Adjacent question words that the corpus writes as one word ("peace keepers" -> "peacekeepers");

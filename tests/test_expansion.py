@@ -138,3 +138,17 @@ def test_a_question_does_not_wait_long_for_a_typo_index_being_built(monkeypatch:
     finally:
         expander._symspell_lock.release()
     assert "research" in extra(expander, "reserch")  # built now, by this question: it waits for nobody
+
+
+def test_the_head_of_an_unknown_compound() -> None:
+    """A word the corpus lacks, made of two English words, brings in its last part when the corpus has it
+    ("superpower" -> power, at a lower weight than a compound split into two corpus words); a word that
+    is not such a compound brings nothing."""
+    analyzer = Analyzer()
+    sentences = [*SENTENCES, "The power of the state grew.", "A ship sailed home."]
+    inverted = InvertedIndex.from_term_lists([analyzer.terms(s) for s in sentences])
+    expander = QueryExpander(analyzer, inverted.term_ids, inverted.document_frequency)
+    assert extra(expander, "superpower") == {"power": (COMPOUND, pytest.approx(0.6))}
+    assert extra(expander, "warship") == {"ship": (COMPOUND, pytest.approx(0.6))}
+    assert extra(expander, "quizzically") == {}
+    assert extra(expander, "peace keepers")["peacekeep"] == (COMPOUND, 0.8)  # the parts' own rule first
