@@ -169,13 +169,10 @@ class InvertedIndex:
     @property
     def weights(self) -> np.ndarray:
         """Every posting's weight (the tf part of its BM25 score, times idf at query time), as float32."""
-        weighed = self._weighed
-        if weighed is not None:
-            if not weighed.any():
-                self._weights[:] = bm25_weights(self.tf, self.sentence_ids, self.lengths, self.params)
-            else:
-                for term_id in np.flatnonzero(~weighed).tolist():
-                    self._term_weights(term_id)
+        if self._weighed is not None:
+            # All in one pass (the terms already weighed get the same numbers again): a term at a time
+            # would be a Python loop over the whole vocabulary.
+            self._weights[:] = bm25_weights(self.tf, self.sentence_ids, self.lengths, self.params)
             self._weighed = None
         return self._weights
 
