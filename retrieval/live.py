@@ -143,6 +143,7 @@ class LiveIndex:
         self.last_error: str | None = None
         self._pruned_at: float = getattr(self, "_pruned_at", float("-inf"))  # monotonic time of the last
         self._pruned_with: set[str] = getattr(self, "_pruned_with", set())  # clean-up, and the entries kept
+        self._manifest_seen: tuple[int, int, int, int] | None = getattr(self, "_manifest_seen", None)
         self._encoder: Encoder | None = None
         self._encoder_load: EncoderLoad | None = None  # started by open(meaning_threads=...)
         self._segment_vectors: dict[str, VectorBuild] = {}  # by segment fingerprint: loaded or being built
