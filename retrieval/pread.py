@@ -1,11 +1,12 @@
-"""Small reads from a file at an offset, without letting other Python threads run in between.
+"""Many small reads from a file at scattered offsets, without letting other Python threads run in between.
 
-A search reads a few hundred scattered rows (one embedding each, a quote's text) from files in the cache.
+A search reads a few hundred scattered rows (one embedding each) from a file in the cache.
 ``os.pread`` releases the GIL around every call, so beside a busy thread (an index update, a merge) each
 read ends by waiting for that thread's switch interval (5 ms by default) before the search may go on: a
 few hundred reads turned a 30 ms search into a second. These reads come from the page cache in
 microseconds, so holding the GIL through them costs the other threads nothing they would notice, while
-the search keeps its fair share of the interpreter. Large reads (a whole file) still use ``os.pread``.
+the search keeps its fair share of the interpreter. A call through ctypes costs ~3 us more than
+``os.pread``, so one-off reads (a quote's text, the thousands a phrase check makes) stay with ``os.pread``.
 """
 
 from __future__ import annotations
@@ -32,15 +33,6 @@ if sys.platform.startswith("linux") or sys.platform == "darwin":
         _pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64]
     except (OSError, AttributeError):  # no usable C library: os.pread everywhere
         _libc = _pread = None
-
-
-def pread_held(fd: int, size: int, offset: int) -> bytes:
-    """``os.pread(fd, size, offset)``, holding the GIL for reads of up to ``HELD_READ_LIMIT`` bytes."""
-    if _pread is None or size > HELD_READ_LIMIT or size <= 0:
-        return os.pread(fd, size, offset)
-    buffer = ctypes.create_string_buffer(size)
-    got = _read_into(fd, ctypes.addressof(buffer), size, offset)
-    return buffer.raw[:got] if got >= 0 else os.pread(fd, size, offset)
 
 
 def pread_rows(fd: int, row_bytes: int, offsets: Sequence[int]) -> np.ndarray:

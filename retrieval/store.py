@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.pread import pread_held
-
 UNKNOWN_DATE = -1  # in ``doc_dates``: the document gives no (valid) date
 
 
@@ -82,7 +80,7 @@ class TextBlob:
         if self._data is not None:
             return self._data[start:end]
         assert self._fd is not None
-        return pread_held(self._fd, end - start, self._start + start)
+        return os.pread(self._fd, end - start, self._start + start)
 
     def all(self) -> bytes:
         return self.read(0, self.size)
