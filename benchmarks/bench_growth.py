@@ -17,9 +17,10 @@ onnxruntime included), with ``IndexSettings()`` (everything on: expansion and ra
 encoder and the embedding of new segments on one thread), as the bot runs:
 
 1. ``LiveIndex.open`` (the cached entry becomes the first segment), ``open_vectors(threads=1)``,
-   ``index.warm_up()``, a ``CorpusWatcher(live, settle=0.5)`` started (``retrieval.live.MAX_SEGMENTS`` set
-   to ``--max-segments``, 1000: the watcher does not merge; at the library's 10 it merges a segment that is
-   still being embedded, and the merged corpus goes back through the model); one document added and waited for
+   ``index.warm_up()`` and ``freeze_loaded_objects()`` (as the bot), a ``CorpusWatcher(live, settle=0.5)``
+   started (``retrieval.live.MAX_SEGMENTS`` set to ``--max-segments``, 1000: the watcher does not merge; at
+   the library's 10 it merges a segment that is still being embedded, and the merged corpus goes back through
+   the model); one document added and waited for
    (the first update, reported apart). Steady state: ``--queries`` questions of ``bench_latency.make_mix``
    asked by a load thread, one at a time (``search(q, k=10)`` on the generation current when it starts,
    ``--gap`` seconds between two), while the main thread polls ``search(marker, k=3)`` every ``--poll``
@@ -670,7 +671,7 @@ def prepare(args: argparse.Namespace) -> tuple[Path, Path, Path, list[str], np.n
 
 def run(args: argparse.Namespace) -> Run:
     import retrieval.live as live_module
-    from retrieval import IndexSettings, LiveIndex
+    from retrieval import IndexSettings, LiveIndex, freeze_loaded_objects
     from retrieval.watch import CorpusWatcher
 
     report = Run(args)
@@ -700,6 +701,7 @@ def run(args: argparse.Namespace) -> Run:
             raise SystemExit(f"the embeddings could not be completed: {build.error}")
     started = time.perf_counter()
     live.index.warm_up()
+    freeze_loaded_objects()  # as the bot does once its warm-up is done
     report.opened["warm_up"] = time.perf_counter() - started
     stats = live.index.stats
     report.sentences, report.documents = stats.sentences, stats.documents

@@ -25,7 +25,14 @@ from pathlib import Path
 from bot.config import ConfigError, Settings, load_settings, read_token
 from bot.inbox import InboxError
 from bot.wording import counted, format_date, format_timestamp
-from retrieval import CorpusError, Hit, LiveIndex, SearchResult, lower_this_threads_priority
+from retrieval import (
+    CorpusError,
+    Hit,
+    LiveIndex,
+    SearchResult,
+    freeze_loaded_objects,
+    lower_this_threads_priority,
+)
 from retrieval.timeline import Timeline
 
 EXIT_USAGE = 2
@@ -418,8 +425,13 @@ def _start_meaning(opened: LiveIndex, settings: Settings) -> Callable[[], None]:
     BM25 (the embedding uses one core; the other answers). Returns what stops that thread and waits for
     it, to be called before the process exits."""
     build = opened.open_vectors(threads=1)
+
+    def warm_up() -> None:
+        opened.index.warm_up()
+        freeze_loaded_objects()  # what is loaded now stays; the collector's later pauses stay short
+
     if build is None or build.complete:
-        warm = threading.Thread(target=opened.index.warm_up, name="warm-up", daemon=True)
+        warm = threading.Thread(target=warm_up, name="warm-up", daemon=True)
         warm.start()
         return lambda: warm.join(timeout=_STOP_WAIT)
     log = logging.getLogger("corpus_bot")
@@ -433,7 +445,7 @@ def _start_meaning(opened: LiveIndex, settings: Settings) -> Callable[[], None]:
 
     def run() -> None:
         lower_this_threads_priority()  # questions are answered first, by words alone meanwhile
-        opened.index.warm_up()
+        warm_up()
         if build.run(progress) is not None:
             log.info("ranking by meaning: ready (%s sentences, %.0f s)", f"{build.total:,}", build.seconds)
 

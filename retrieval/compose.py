@@ -156,7 +156,11 @@ def _compose_store(
             if d.name in part.removed:
                 continue
             doc_map[i] = len(documents)
-            documents.append(DocumentInfo(d.name, d.title, d.date, d.url, first, d.n_sentences))
+            # The segment's own record where it has not moved: one object fewer per document and update
+            # for the collector to walk (a million-sentence corpus has thousands of documents).
+            if d.first_sentence != first:
+                d = DocumentInfo(d.name, d.title, d.date, d.url, first, d.n_sentences)
+            documents.append(d)
             first += d.n_sentences
         doc_maps.append(doc_map)
     blob = JoinedBlob([s.blob for s in stores])

@@ -100,6 +100,51 @@ MAX_TITLE_CHARS = 300
 # Listing
 
 
+class _TreeWalk:
+    """The real tree under a corpus folder, one folder at a time (see ``list_corpus_files``). A class, not
+    a closure that calls itself: such a closure is a reference cycle holding everything found, which only
+    a full collection of the garbage collector frees, a pause of its own in a bot that lists per update."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        # Paths are strings until the end: a Path per entry cost more than the listing itself (6,600 files).
+        self.found: dict[str, tuple[str, str]] = {}  # real path -> (name, path); keyed so aliases collapse
+        self.problems: list[Problem] = []
+        self.links: deque[tuple[str, str]] = deque()  # symlinks, followed once the real tree is known
+        self._visited: set[str] = set()
+
+    def folder(self, dir_path: str, dir_real: str, prefix: str) -> None:
+        if dir_real in self._visited:
+            return
+        self._visited.add(dir_real)
+        try:
+            with os.scandir(dir_path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            if not prefix:
+                raise CorpusError(f"cannot read the corpus folder {self.root}: {_os_message(exc)}") from exc
+            problem = f"cannot open the folder: {_os_message(exc)}"
+            self.problems.append(Problem(prefix.rstrip("/"), problem, True))
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            name = prefix + entry.name
+            path = entry.path
+            try:
+                if entry.is_symlink():
+                    self.links.append((name, path))
+                elif entry.is_dir(follow_symlinks=False):
+                    self.folder(path, os.path.join(dir_real, entry.name), name + "/")
+                elif _is_txt(entry.name):
+                    if entry.is_file(follow_symlinks=False):
+                        self.found.setdefault(os.path.join(dir_real, entry.name), (name, path))
+                    else:
+                        self.problems.append(Problem(name, "not a regular file", True))
+            except OSError as exc:
+                self.problems.append(Problem(name, f"cannot read the entry: {_os_message(exc)}", True))
+
+
 def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Problem]]:
     """The corpus files under root, recursively, sorted by name: (name relative to root, '/'-separated; path).
 
@@ -121,44 +166,10 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Problem]
     _check_root(root)
     root_real = os.path.realpath(root)
 
-    # Paths are strings until the end: a Path per entry cost more than the listing itself (6,600 files).
-    found: dict[str, tuple[str, str]] = {}  # real path -> (name, path); keyed so aliases collapse
-    problems: list[Problem] = []
-    visited_dirs: set[str] = set()
-    links: deque[tuple[str, str]] = deque()
-
-    def walk(dir_path: str, dir_real: str, prefix: str) -> None:
-        if dir_real in visited_dirs:
-            return
-        visited_dirs.add(dir_real)
-        try:
-            with os.scandir(dir_path) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            if not prefix:
-                raise CorpusError(f"cannot read the corpus folder {root}: {_os_message(exc)}") from exc
-            problems.append(Problem(prefix.rstrip("/"), f"cannot open the folder: {_os_message(exc)}", True))
-            return
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            name = prefix + entry.name
-            path = entry.path
-            try:
-                if entry.is_symlink():
-                    links.append((name, path))
-                elif entry.is_dir(follow_symlinks=False):
-                    walk(path, os.path.join(dir_real, entry.name), name + "/")
-                elif _is_txt(entry.name):
-                    if entry.is_file(follow_symlinks=False):
-                        found.setdefault(os.path.join(dir_real, entry.name), (name, path))
-                    else:
-                        problems.append(Problem(name, "not a regular file", True))
-            except OSError as exc:
-                problems.append(Problem(name, f"cannot read the entry: {_os_message(exc)}", True))
-
-    walk(os.fspath(root), root_real, "")
+    walk = _TreeWalk(root)
+    walk.folder(os.fspath(root), root_real, "")
     # Links are resolved only once the real tree is known, so that a link never "steals" a file's name.
+    found, problems, links = walk.found, walk.problems, walk.links
     while links:
         name, path = links.popleft()
         target = os.path.realpath(path)
@@ -171,7 +182,7 @@ def list_corpus_files(root: Path) -> tuple[list[tuple[str, Path]], list[Problem]
         if not _is_inside(target, root_real):
             problems.append(Problem(name, "symlink points outside the corpus folder", True))
         elif is_dir:
-            walk(path, target, name + "/")
+            walk.folder(path, target, name + "/")
         elif os.path.isfile(target):
             found.setdefault(target, (name, path))
         else:

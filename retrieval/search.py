@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.analysis import _CJK
+from retrieval.analysis import _CJK, Analyzer
 from retrieval.build import AnalysisConfig, Progress, build_parts
 from retrieval.corpus import Document
 from retrieval.expansion import (
@@ -206,7 +206,9 @@ class SearchIndex:
         self._date_span = (min(dates).year, max(dates).year) if dates else None
         self._expander = QueryExpander(
             self._analyzer, inverted.term_ids, inverted.document_frequency, settings.expansion,
-            surface_words=self._sample_words,
+            # A function of the store, not a method of this index: the expander outlives no index, and a
+            # bound method here would make each index a reference cycle, freed only by a full collection.
+            surface_words=functools.partial(_sample_words, store, self._analyzer),
         )
         if fingerprint is None:
             digest = hashlib.sha256(settings.fingerprint.encode())
@@ -855,14 +857,6 @@ class SearchIndex:
         repeats = Counter(t.word for t in plan.terms if t.source == QUESTION)
         return sum((best.get(word) or unseen) * count for word, count in repeats.items())
 
-    def _sample_words(self) -> Iterator[str]:
-        """The corpus's words as written (case-folded), from an even sample of its sentences."""
-        n_sentences = len(self._store)
-        step = max(1, n_sentences // _WORD_SAMPLE)
-        for sentence_id in range(0, n_sentences, step):
-            for word in self._analyzer.words(self._store.text(sentence_id)):
-                yield word.term
-
     def _neighbour_before(self, ids: np.ndarray) -> np.ndarray:
         """The sentence before each of ``ids`` in its document, or -1 at the document's start."""
         doc = self._store.sentence_doc
@@ -1174,3 +1168,12 @@ def _date_range(query: Query) -> tuple[int | None, int | None]:
         low = year_low if low is None else max(low, year_low)
         high = year_high if high is None else min(high, year_high)
     return low, high
+
+
+def _sample_words(store: SentenceStore, analyzer: Analyzer) -> Iterator[str]:
+    """The corpus's words as written (case-folded), from an even sample of ``store``'s sentences."""
+    n_sentences = len(store)
+    step = max(1, n_sentences // _WORD_SAMPLE)
+    for sentence_id in range(0, n_sentences, step):
+        for word in analyzer.words(store.text(sentence_id)):
+            yield word.term
