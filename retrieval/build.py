@@ -1,22 +1,28 @@
 """Documents -> sentences -> terms -> (:class:`SentenceStore`, :class:`InvertedIndex`).
 
 Splitting and analysis are the expensive part of a build and are independent per document, so large corpora
-are cut into chunks analysed in worker processes. Each worker returns compact arrays (its own small
-vocabulary plus term ids), never per-token Python objects, so little has to cross the process boundary.
+are cut into chunks analysed in worker processes; so is a large update of an index that answers questions
+meanwhile (``background``), at a lower priority: seconds of pure Python in one of the bot's threads would hold
+the interpreter lock its searches need (a 1,000-document update: 4.9 s). Each worker returns compact arrays
+(its own small vocabulary plus term ids), never per-token Python objects, so little has to cross the process
+boundary.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 
 import numpy as np
 
 from retrieval.analysis import Analyzer
+from retrieval.background import lower_this_threads_priority
 from retrieval.corpus import Document
 from retrieval.index import BM25Params, InvertedIndex
 from retrieval.sentences import split_sentences
@@ -24,8 +30,13 @@ from retrieval.store import DocumentInfo, SentenceStore, TextBlob
 
 Progress = Callable[[int, int], None]  # (characters done, characters in all)
 
+log = logging.getLogger(__name__)
+
 _CHUNK_CHARS = 2_000_000  # a worker's unit of work: big enough to amortise the hand-over
 _PARALLEL_MIN_CHARS = 8_000_000  # below this, starting worker processes costs more than it saves
+# From this size a background update is analysed in a worker process: starting one costs ~0.5 s, about what
+# analysing this much takes, and it keeps the analysis off the lock the searches need.
+_BACKGROUND_PROCESS_CHARS = 500_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,28 +130,56 @@ def build_parts(
     *,
     workers: int | None = None,
     progress: Progress | None = None,
+    background: bool = False,
 ) -> tuple[SentenceStore, InvertedIndex]:
+    """``background``: the caller's process answers questions meanwhile; an update of more than
+    ``_BACKGROUND_PROCESS_CHARS`` is then analysed in ``workers`` processes at a lower priority (in this
+    process after all if they cannot start)."""
     total_chars = sum(len(p) for d in documents for p in d.paragraphs)
     workers = default_workers() if workers is None else max(1, workers)
     chunks = list(_chunks(documents))
-    done = 0
-    results: list[_ChunkResult] = []
-    if workers > 1 and total_chars >= _PARALLEL_MIN_CHARS and len(chunks) > 1:
-        # spawn, not fork: the caller may be a threaded server, and forking threads is unsafe.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = [(size, pool.submit(_analyse_chunk, config, chunk)) for size, chunk in chunks]
-            for size, future in futures:
-                results.append(future.result())
-                done += size
-                if progress:
-                    progress(done, total_chars)
+    tracker = _Progress(total_chars, progress)
+    aside = background and total_chars >= _BACKGROUND_PROCESS_CHARS
+    if aside:
+        try:
+            results = _analyse_in_processes(config, chunks, workers, tracker, lowered=True)
+        except (BrokenProcessPool, OSError) as error:
+            log.warning("analysing the update in this process: worker processes failed (%s)", error)
+            tracker.done = 0
+            results = [tracker.step(size, _analyse_chunk(config, chunk)) for size, chunk in chunks]
+    elif workers > 1 and total_chars >= _PARALLEL_MIN_CHARS and len(chunks) > 1:
+        results = _analyse_in_processes(config, chunks, workers, tracker, lowered=False)
     else:
-        for size, chunk in chunks:
-            results.append(_analyse_chunk(config, chunk))
-            done += size
-            if progress:
-                progress(done, total_chars)
+        results = [tracker.step(size, _analyse_chunk(config, chunk)) for size, chunk in chunks]
     return _assemble(documents, results, params)
+
+
+class _Progress:
+    def __init__(self, total: int, report: Progress | None) -> None:
+        self.total, self.done, self._report = total, 0, report
+
+    def step(self, size: int, result: _ChunkResult) -> _ChunkResult:
+        self.done += size
+        if self._report:
+            self._report(self.done, self.total)
+        return result
+
+
+def _analyse_in_processes(
+    config: AnalysisConfig,
+    chunks: Sequence[tuple[int, list[tuple[int, tuple[str, ...]]]]],
+    workers: int,
+    tracker: _Progress,
+    *,
+    lowered: bool,
+) -> list[_ChunkResult]:
+    # spawn, not fork: the caller may be a threaded server, and forking threads is unsafe.
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(chunks)), mp_context=get_context("spawn"),
+        initializer=lower_this_threads_priority if lowered else None,
+    ) as pool:  # fmt: skip
+        futures = [(size, pool.submit(_analyse_chunk, config, chunk)) for size, chunk in chunks]
+        return [tracker.step(size, future.result()) for size, future in futures]
 
 
 def _assemble(

@@ -267,7 +267,10 @@ class LiveIndex:
                     on_disk = self._read_state(newer_than=self._state.generation)
                     state = on_disk or self._state
                     adopted = on_disk is not None
-                    state, update = self._bring_up_to_date(state, workers=workers, settle=settle)
+                    # Searches go on meanwhile: a large update is analysed in a worker process.
+                    state, update = self._bring_up_to_date(
+                        state, workers=workers, settle=settle, background=True
+                    )
             except Exception as error:
                 self.update_errors += 1
                 self.last_error = f"{type(error).__name__}: {error}"
@@ -400,7 +403,8 @@ class LiveIndex:
         return compose([Part(s.index, s.removed) for s in segments], self.settings)
 
     def _bring_up_to_date(
-        self, state: _State, *, workers: int | None, progress: Progress | None = None, settle: float
+        self, state: _State, *, workers: int | None, progress: Progress | None = None, settle: float,
+        background: bool = False,
     ) -> tuple[_State, Update]:
         files, listing_problems = list_corpus_files(self.root)
         now = time.time_ns()
@@ -449,7 +453,9 @@ class LiveIndex:
         ]
         for name, _, _ in to_read:
             skipped_now.pop(name, None)
-        segment, problems = self._segment_of(to_read, workers=workers, progress=progress)
+        segment, problems = self._segment_of(
+            to_read, workers=workers, progress=progress, background=background
+        )
         for problem in problems:
             if problem.skipped and problem.file not in skipped_now:
                 stat = next(st for n, _, st in to_read if n == problem.file)
@@ -478,6 +484,7 @@ class LiveIndex:
         *,
         workers: int | None,
         progress: Progress | None = None,
+        background: bool = False,
     ) -> tuple[Segment | None, list[Problem]]:
         """The segment of these files (None if none is readable) and their problems: from the cache when
         they were indexed before (a crash after the segment was written, or an index cached before
@@ -505,7 +512,9 @@ class LiveIndex:
         if not documents:
             return None, problems
         held_stats = {d.name: stats[d.name] for d in documents}
-        index = SearchIndex.build(documents, self.settings, workers=workers, progress=progress)
+        index = SearchIndex.build(
+            documents, self.settings, workers=workers, progress=progress, background=background
+        )
         if entry is None:
             return Segment(None, index, held_stats), problems
         skipped = len(files) - len(documents)

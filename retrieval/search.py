@@ -225,11 +225,14 @@ class SearchIndex:
         *,
         workers: int | None = 1,
         progress: Progress | None = None,
+        background: bool = False,
     ) -> SearchIndex:
+        """``background``: this process answers questions meanwhile (see ``build.build_parts``)."""
         settings = settings or IndexSettings()
         store, inverted = build_parts(
-            documents, settings.analysis_config(), settings.ranking, workers=workers, progress=progress
-        )
+            documents, settings.analysis_config(), settings.ranking, workers=workers, progress=progress,
+            background=background,
+        )  # fmt: skip
         return cls(inverted, store, settings)
 
     # -- what the bot shows around results ------------------------------------------------------------

@@ -392,3 +392,24 @@ def test_the_cache_is_cleaned_up_after_merges_and_once_a_while(
     write(corpus, "p9.txt", "date 2021-04-09 P9\n\nThe last glider soared.\n")
     live.refresh(settle=0)
     assert len(cleanups) == 3
+
+
+def test_updates_while_searching_are_built_as_background_work(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retrieval.search as search_module
+
+    seen: list[bool] = []
+    real = search_module.build_parts
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs["background"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search_module, "build_parts", spy)
+    live = LiveIndex.open(corpus, cache_dir=tmp_path / "cache")
+    assert seen == [False]  # opening: nothing is answered yet, full speed
+    write(corpus, "d.txt", "date 2021-05-05 Lighthouse\n\nThe lighthouse keeper counted ships.\n")
+    live.refresh(settle=0)
+    assert seen == [False, True]
+    assert live.index.search("lighthouse keeper").hits

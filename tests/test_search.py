@@ -177,6 +177,61 @@ def test_parallel_build_equals_serial_build(tmp_path: Path, monkeypatch: pytest.
         ]
 
 
+def _twelve_documents(tmp_path: Path) -> list[Document]:
+    files = {
+        f"doc{i}.txt": f" date 2020-01-{i + 1:02d} Doc {i}\n\n"
+        + FILES["ocean.txt"].split("\n\n", 1)[1]
+        + f" Unique word number{i} appears."
+        for i in range(12)
+    }
+    return load_corpus(write_corpus(tmp_path / "c", files)).documents
+
+
+def test_a_large_background_update_is_analysed_in_a_lowered_worker_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    documents = _twelve_documents(tmp_path)
+    serial = SearchIndex.build(documents, workers=1)
+    calls: list[dict[str, object]] = []
+    real = build_module._analyse_in_processes
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append({"workers": args[2], **kwargs})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "_analyse_in_processes", spy)
+    assert SearchIndex.build(documents, workers=1).fingerprint == serial.fingerprint
+    assert calls == []  # not a background build: in this process
+    monkeypatch.setattr(build_module, "_BACKGROUND_PROCESS_CHARS", 0)
+    aside = SearchIndex.build(documents, workers=1, background=True)
+    assert calls == [{"workers": 1, "lowered": True}]
+    assert aside.fingerprint == serial.fingerprint
+    assert [h.sentence_id for h in aside.search("tuna number3").hits] == [
+        h.sentence_id for h in serial.search("tuna number3").hits
+    ]
+
+
+def test_a_background_update_is_analysed_here_when_no_worker_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise BrokenProcessPool("a child process terminated abruptly")
+
+    documents = _twelve_documents(tmp_path)
+    serial = SearchIndex.build(documents, workers=1)
+    monkeypatch.setattr(build_module, "_BACKGROUND_PROCESS_CHARS", 0)
+    monkeypatch.setattr(build_module, "_analyse_in_processes", broken)
+    seen: list[tuple[int, int]] = []
+    index = SearchIndex.build(
+        documents, workers=1, background=True, progress=lambda done, total: seen.append((done, total))
+    )
+    assert index.fingerprint == serial.fingerprint
+    assert seen[-1][0] == seen[-1][1]
+    assert "worker processes failed" in caplog.text
+
+
 def test_other_ranking_algorithms_are_selectable(tmp_path: Path) -> None:
     from retrieval import BM25Params
 
