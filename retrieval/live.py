@@ -259,7 +259,9 @@ class LiveIndex:
         """Bring the index up to date with the folder (and with a newer manifest another process wrote),
         and swap the result in. Files written less than ``settle`` seconds ago are left for the next call
         (:attr:`Update.pending`). Never raises for a bad file: it is reported in :attr:`Update.problems`;
-        an error of the cache folder or the disk is raised, the index in use staying as it was."""
+        an error of the cache folder or the disk is raised, the index in use staying as it was.
+        A large update is analysed in a worker process (spawned: a script calling this needs the
+        ``if __name__ == "__main__":`` guard, or the update is analysed here, with a warning)."""
         with self._lock:
             started = time.perf_counter()
             try:
