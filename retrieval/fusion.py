@@ -37,6 +37,8 @@ class SemanticSettings:
     title_weight: float = 0.4  # the question's BM25 against a sentence's document title lends this share
     title_similarity: float = 0.3  # and the cosine of the question to that title, added to the sentence's
     weak_similarity: float = 0.35  # a confidence below this: "only weak matches"
+    date_weight: float = 0.2  # a sentence whose document is dated in a year the question names gains this
+    date_after: float = 0.5  # and this share of it when dated the year after (a report on that year)
 
     def __post_init__(self) -> None:
         if not 0 <= self.weight <= 1:
@@ -93,6 +95,7 @@ class Neighbourhood:
     next: Callable[[np.ndarray], np.ndarray]
     lengths: np.ndarray
     title_bm25: Callable[[np.ndarray], np.ndarray] | None = None  # the question against each one's title
+    date_match: Callable[[np.ndarray], np.ndarray] | None = None  # 0..1: dated when the question says
 
 
 def fuse(
@@ -135,6 +138,8 @@ def fuse(
     if neighbourhood is not None and neighbourhood.title_bm25 is not None and settings.title_weight > 0:
         bm25 = bm25 + settings.title_weight * neighbourhood.title_bm25(ids)
     fused = _mix(bm25, cosine, settings, full_match)
+    if neighbourhood is not None and neighbourhood.date_match is not None and settings.date_weight > 0:
+        fused = fused + settings.date_weight * neighbourhood.date_match(ids)
     if neighbourhood is not None and settings.short_terms > 0:
         lengths = neighbourhood.lengths[ids].astype(np.float64)
         fused = fused * np.minimum(1.0, (lengths + 1) / (settings.short_terms + 1))

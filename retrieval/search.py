@@ -794,6 +794,7 @@ class SearchIndex:
             Neighbourhood(
                 self._neighbour_before, self._neighbour_after, self._inverted.lengths,
                 title_bm25=lambda some: self._title_scores(some, plan),
+                date_match=self._date_matcher(query),
             ),
             full_match=self._full_match(plan),
         )
@@ -801,6 +802,28 @@ class SearchIndex:
         # candidates (the BM25 matches and their neighbours) stands in.
         best_cosine = float(dense.cosines[0]) if dense.cosines.size else seen_best[0]
         return fused.ids, fused.scores, best_cosine
+
+    def _date_matcher(self, query: Query) -> Callable[[np.ndarray], np.ndarray] | None:
+        """How well each sentence's document date fits the years the question names: 1 in such a year,
+        ``date_after`` in the year after it (what is reported of a year); None when it names none the corpus
+        spans."""
+        span = self._date_span
+        years = {int(y) for y in _YEAR.findall(query.text)}
+        if span is None or not years or not any(span[0] <= y <= span[1] for y in years):
+            return None
+        after = self.settings.semantic.date_after
+        store = self._store
+
+        def match(ids: np.ndarray) -> np.ndarray:
+            ordinals = store.sentence_dates(np.asarray(ids, dtype=np.int64))
+            out = np.zeros(ordinals.size)
+            for i, ordinal in enumerate(ordinals.tolist()):
+                if ordinal != UNKNOWN_DATE:
+                    year = dt.date.fromordinal(ordinal).year
+                    out[i] = 1.0 if year in years else after if year - 1 in years else 0.0
+            return out
+
+        return match
 
     def _confidence(self, best_cosine: float, query: Query, plan: QueryPlan) -> float:
         """How likely the corpus answers the question: the best cosine in the corpus, less a share for

@@ -211,3 +211,32 @@ def test_a_documents_title_lends_its_meaning_to_its_sentences(tmp_path: Path) ->
     encoder_calls = again.encoder.calls  # type: ignore[attr-defined]
     again.run()
     assert again.complete and again.encoder.calls == encoder_calls + 1  # type: ignore[attr-defined]
+
+
+def test_a_year_in_the_question_favours_the_documents_of_that_year(tmp_path: Path) -> None:
+    import datetime as dt
+
+    documents = [  # the same sentence but for a name, equally good for every question here
+        Document(f"{year}.txt", "Annual report", dt.date(year, 12, 1),
+                 (f"The harbour was closed for the winter, said {name}.",))
+        for year, name in ((1876, "Smith"), (1877, "Jones"), (1878, "Brown"), (1879, "Green"))
+    ]
+
+    def ranked(question: str, settings: SemanticSettings | None = None) -> list[str]:
+        index = SearchIndex.build(documents, IndexSettings(
+            expansion=NO_EXPANSION, semantic=settings or SemanticSettings()))  # fmt: skip
+        build = index.vector_build(ToyEncoder(), tmp_path)
+        build.run()
+        index.attach_vectors(build)
+        assert index.semantic_ready
+        return [hit.doc for hit in index.search(question, k=4).hits]
+
+    # The question's year decides, then the year after it (a report on
+    # that year), then the rest in their usual order.
+    assert ranked("harbour closed in 1877") == ["1877.txt", "1878.txt", "1876.txt", "1879.txt"]
+    assert ranked("harbour closed 1876 or 1879")[:2] == ["1876.txt", "1879.txt"]
+    # No year, a year the corpus does not span, or the signal off: the usual order.
+    usual = ["1876.txt", "1877.txt", "1878.txt", "1879.txt"]
+    assert ranked("harbour closed") == usual
+    assert ranked("harbour closed in 1990") == usual
+    assert ranked("harbour closed in 1877", SemanticSettings(date_weight=0.0)) == usual
