@@ -17,6 +17,7 @@ made before an update carries.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -372,9 +373,15 @@ class ComposedVectors:
         self._builds = list(builds)
         self._composition = composition
         self.model_id = builds[0].encoder.model_id if builds else ""
+        self._all_parts: list[SentenceVectors] | None = None  # once every segment has its embeddings
 
     def _parts(self) -> list[SentenceVectors | None]:
-        return [b.vectors for b in self._builds]
+        if self._all_parts is not None:  # asked several times a question: a hundred segments add up
+            return self._all_parts  # type: ignore[return-value]
+        parts = [b.vectors for b in self._builds]
+        if all(v is not None for v in parts):  # a build's embeddings, once there, stay
+            self._all_parts = parts  # type: ignore[assignment]
+        return parts
 
     @property
     def exhaustive(self) -> bool:
@@ -413,10 +420,14 @@ class ComposedVectors:
         part_of = self._composition.part_of[ids]
         local = self._composition.local_of[ids]
         parts = self._parts()
-        for part in np.unique(part_of).tolist():
-            vectors = parts[part]
+        order = np.argsort(part_of, kind="stable")  # grouped by segment, one read of each
+        bounds = [0, *(np.flatnonzero(np.diff(part_of[order])) + 1).tolist(), ids.size]
+        for lo, hi in itertools.pairwise(bounds):
+            if lo == hi:
+                continue
+            chosen = order[lo:hi]
+            vectors = parts[int(part_of[chosen[0]])]
             if vectors is not None:
-                chosen = part_of == part
                 out[chosen] = vectors.cosines(local[chosen], query)
         return out
 
@@ -433,6 +444,7 @@ class ComposedVectorBuild:
         self._vectors: ComposedVectors | None = None
         self._titles: np.ndarray | None = None
         self._titles_made: list[bool] = []
+        self._titles_complete = False
         self.seconds = 0.0
 
     @property
@@ -458,6 +470,8 @@ class ComposedVectorBuild:
     def titles(self) -> np.ndarray | None:
         """The title embeddings of the composed index's documents, in its order (NaN rows for the titles
         of a segment still being embedded); None while no segment has its titles."""
+        if self._titles is not None and self._titles_complete:
+            return self._titles
         made = [b.titles is not None for b in self._builds]
         if not any(made):
             return None
@@ -469,6 +483,7 @@ class ComposedVectorBuild:
                     live = mapping >= 0
                     rows[mapping[live]] = build.titles[live]
             self._titles, self._titles_made = rows, made
+            self._titles_complete = all(made)  # titles, once made, stay: no need to look again
         return self._titles
 
     @property

@@ -6,6 +6,7 @@ plus offsets they can be memory-mapped from the cache and decoded only when a se
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import os
 from collections.abc import Callable
@@ -104,12 +105,16 @@ class JoinedBlob:
         self.starts = np.zeros(len(parts) + 1, dtype=np.int64)
         np.cumsum([p.size for p in parts], out=self.starts[1:])
         self.size = int(self.starts[-1])
+        self._starts = self.starts.tolist()  # bisect on a list: a quote is read in ~1 us, not ~8
 
     def read(self, start: int, end: int) -> bytes:
-        first = int(np.searchsorted(self.starts, start, side="right")) - 1
+        starts = self._starts
+        first = max(bisect.bisect_right(starts, start) - 1, 0)
+        if first < len(self.parts) and end <= starts[first + 1]:  # inside one part: every sentence is
+            return self.parts[first].read(start - starts[first], end - starts[first])
         pieces = []
-        for i in range(max(first, 0), len(self.parts)):
-            lo, hi = int(self.starts[i]), int(self.starts[i + 1])
+        for i in range(first, len(self.parts)):
+            lo, hi = starts[i], starts[i + 1]
             if lo >= end:
                 break
             pieces.append(self.parts[i].read(max(start, lo) - lo, min(end, hi) - lo))

@@ -188,6 +188,10 @@ def test_composed_vectors_are_the_segments_own(tmp_path) -> None:  # type: ignor
     np.testing.assert_allclose(got.cosines, expected.cosines, rtol=1e-3)
     ids = np.array([0, 5, len(composed._store) - 1])
     np.testing.assert_allclose(vectors.cosines(ids, question), reference.cosines(ids, question), atol=1e-3)
+    mixed = np.random.default_rng(3).permutation(len(composed._store))  # both segments, in no order
+    mixed = np.concatenate([mixed, mixed[:4]])  # and some twice
+    np.testing.assert_allclose(vectors.cosines(mixed, question), reference.cosines(mixed, question),
+                               atol=1e-3)
     np.testing.assert_allclose(vectors.cosines_all(question), reference.cosines_all(question), atol=1e-3)
     # A second composition of the same segments embeds nothing again.
     calls = encoder.calls
@@ -244,3 +248,14 @@ def test_composing_again_with_other_removals_forgets_the_earlier_ones() -> None:
         composed = compose([Part(big, frozenset(removed)), Part(small)], settings)
         kept = [d for d in documents if d.name not in removed] + random_documents(12, 3, "b")
         assert_same_index(composed, SearchIndex.build(kept, settings))
+
+
+def test_a_joined_blob_reads_within_and_across_its_parts() -> None:
+    from retrieval.store import JoinedBlob, TextBlob
+
+    whole = b"harbour" + b"" + b"storm" + b"apple"
+    blob = JoinedBlob([TextBlob(b"harbour"), TextBlob(b""), TextBlob(b"storm"), TextBlob(b"apple")])
+    assert blob.size == len(whole) and blob.all() == whole
+    for start in range(len(whole) + 1):
+        for end in range(start, len(whole) + 1):
+            assert blob.read(start, end) == whole[start:end], (start, end)
