@@ -17,7 +17,8 @@ onnxruntime included), with ``IndexSettings()`` (everything on: expansion and ra
 encoder and the embedding of new segments on one thread), as the bot runs:
 
 1. ``LiveIndex.open`` (the cached entry becomes the first segment), ``open_vectors(threads=1)``,
-   ``index.warm_up()`` and ``freeze_loaded_objects()`` (as the bot), a ``CorpusWatcher(live, settle=0.5)``
+   ``index.warm_up()`` and ``freeze_loaded_objects()`` (as the bot, which also calls
+   ``map_large_blocks_apart()`` first), a ``CorpusWatcher(live, settle=0.5)``
    started (``retrieval.live.MAX_SEGMENTS`` set to ``--max-segments``, 1000: the watcher does not merge; at
    the library's 10 it merges a segment that is still being embedded, and the merged corpus goes back through
    the model); one document added and waited for
@@ -39,9 +40,10 @@ encoder and the embedding of new segments on one thread), as the bot runs:
    ``LiveIndex.open`` + ``open_vectors`` + one search; the wall clock runs from the spawn (interpreter start
    and imports included).
 4. Many segments: the watcher stopped, ``retrieval.live.MAX_SEGMENTS`` raised so that nothing merges,
-   ``merge(force=True)`` down to one segment, the question mix timed on it; ``--segments`` one-document
-   additions by ``live.refresh(settle=0)``; ``index.warm_up()`` (what the watcher does after an update);
-   the mix again; ``merge(force=True)`` (timed); the mix again.
+   ``merge(force=True)`` down to one segment; ``--segments`` one-document additions by
+   ``live.refresh(settle=0)``; ``index.warm_up()`` (what the watcher does after an update); the question mix
+   timed on the one-segment and the many-segment index, ``--rounds`` times taking turns;
+   ``merge(force=True)`` (timed); the mix on the merged index and the first one again, taking turns.
    Each measurement is a new generation, so no question finds its embedding cached.
 5. ``--batch`` documents copied into the folder in a loop (the watcher running again, the load thread
    asking): time until every marker is searchable (each new generation is checked with ``matching(marker)``,
@@ -671,9 +673,10 @@ def prepare(args: argparse.Namespace) -> tuple[Path, Path, Path, list[str], np.n
 
 def run(args: argparse.Namespace) -> Run:
     import retrieval.live as live_module
-    from retrieval import IndexSettings, LiveIndex, freeze_loaded_objects
+    from retrieval import IndexSettings, LiveIndex, freeze_loaded_objects, map_large_blocks_apart
     from retrieval.watch import CorpusWatcher
 
+    map_large_blocks_apart()  # as the bot does at its start
     report = Run(args)
     live_module.MAX_SEGMENTS = args.max_segments
     source, corpus, cache, words, counts = prepare(args)
@@ -789,15 +792,31 @@ def many_segments(live: Any, probe: Probe, maker: DocumentMaker, corpus: Path, m
     def profile(name: str) -> Path | None:
         return args.profile / f"segments-{name}-{args.size}" if args.profile else None
 
-    def measure(key: str, index: Any, name: str | None = None) -> None:
-        """The mix on ``index`` as ``out[key]``, with the process's CPU time per question and the share of
-        the core other processes took meanwhile (``out[key + "_cpu"]``, ``out[key + "_others"]``)."""
+    def measure_one(key: str, index: Any) -> None:
+        """The mix once more on ``index``, added to ``out[key]``, with the process's CPU time per question
+        and the share of the core other processes took (``out[key + "_cpu"]``, ``out[key + "_others"]``,
+        over every round so far)."""
         ticks, cpu = cpu_ticks(args.core), time.process_time()
-        out[key] = time_mix(index, mix)
-        out[key + "_cpu"] = (time.process_time() - cpu) * 1000 / max(1, len(mix))
-        out[key + "_others"] = others_share(ticks, cpu_ticks(args.core))
-        if name is not None and args.profile:
-            time_mix(index, mix, profile(name))
+        out.setdefault(key, []).extend(time_mix(index, mix))
+        spent = out.get(key + "_cpu_total", 0.0) + (time.process_time() - cpu) * 1000
+        out[key + "_cpu_total"] = spent
+        out[key + "_cpu"] = spent / max(1, len(out[key]))
+        before, after = ticks, cpu_ticks(args.core)
+        total = [a + b for a, b in zip(out.get(key + "_ticks", (0, 0, 0)),
+                                       (after[0] - before[0], after[1] - before[1], after[2] - before[2]),
+                                       strict=True)]
+        out[key + "_ticks"] = tuple(total)
+        out[key + "_others"] = others_share((0, 0, 0), tuple(total))  # type: ignore[arg-type]
+
+    def measure(pairs: Sequence[tuple[str, Any]]) -> None:
+        """Each ``(key, index)`` measured ``args.rounds`` times, the indexes taking turns: a drift of the
+        process or the machine over the minutes this takes falls on every index alike."""
+        for _ in range(args.rounds):
+            for key, index in pairs:
+                measure_one(key, index)
+        if args.profile:
+            for key, index in pairs:
+                time_mix(index, mix, profile(key))
 
     live_module.MAX_SEGMENTS = 10**9
     try:
@@ -808,7 +827,6 @@ def many_segments(live: Any, probe: Probe, maker: DocumentMaker, corpus: Path, m
         out["first_merge"] = (before, time.perf_counter() - started)
         wait_embedded(live, 600)
         single = live.index
-        measure("single", single, "single")
         refreshes = []
         for i in range(args.segments):
             document = maker.document(f"segment_{i:04d}.txt")
@@ -830,13 +848,13 @@ def many_segments(live: Any, probe: Probe, maker: DocumentMaker, corpus: Path, m
         started = time.perf_counter()
         caught_up = wait_embedded(live, 7200)
         out["catch_up_s"] = caught_up - started if caught_up is not None else float("nan")
-        measure("many", live.index, "many")
+        measure([("single", single), ("many", live.index)])
         started = time.perf_counter()
         live.merge(force=True)
         out["merge_s"] = time.perf_counter() - started
         wait_embedded(live, 600)
-        measure("merged", live.index, "merged")
-        measure("single_again", single)  # the same index as at first: does the process drift?
+        # With the same one-segment index as at first beside it: does the process drift?
+        measure([("merged", live.index), ("single_again", single)])
         out["after_merge_segments"] = len(live.segments)
     finally:
         live_module.MAX_SEGMENTS = saved
@@ -1121,7 +1139,8 @@ def report_text(r: Run, command: str, header: str) -> str:
               f"{median(s['compose_s'][:n]):.2f} → {median(s['compose_s'][-n:]):.2f} s, embedding "
               f"{median(s['meaning_s'][:n]):.2f} → {median(s['meaning_s'][-n:]):.2f} s. The questions were "
               f"timed once every segment had its embeddings (after the last refresh: "
-              f"{s['catch_up_s']:.1f} s more)."]
+              f"{s['catch_up_s']:.1f} s more), in {args.rounds} rounds, the two indexes compared taking "
+              f"turns (one segment and the additions; then the merged one and the first one again)."]
     if s.get("ranked_low"):
         lines.append(f"{s['ranked_low']} of the {args.segments} markers were matched but ranked below "
                      f"`search`'s {MARKER_K} hits right after their refresh.")
@@ -1208,6 +1227,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=1000, help="documents dropped in at once (1000)")
     parser.add_argument("--segments", type=int, default=100, help="one-document segments added (100)")
     parser.add_argument("--queries", type=int, default=300, help="questions per latency measurement (300)")
+    parser.add_argument("--rounds", type=int, default=5, help="times the many-segment runs ask the "
+                        "questions, the indexes compared taking turns (5)")
     parser.add_argument("--gap", type=float, default=0.1, help="seconds between two questions of the "
                         "load thread (0.1)")
     parser.add_argument("--poll", type=float, default=0.01, help="seconds between two polls (0.01)")

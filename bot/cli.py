@@ -32,6 +32,7 @@ from retrieval import (
     SearchResult,
     freeze_loaded_objects,
     lower_this_threads_priority,
+    map_large_blocks_apart,
 )
 from retrieval.timeline import Timeline
 
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"the following arguments are required: {name}")
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    map_large_blocks_apart()  # before the index loads: its freed arrays go back to the system
     try:
         settings = load_settings(args.config)
         return int(args.command(args, settings))

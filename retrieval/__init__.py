@@ -13,7 +13,8 @@ the current generation (hold it for the length of one answer).
 ``open_vectors(index, cache_dir)`` adds ranking by meaning: sentence embeddings, loaded from the cache or
 built by ``.run()`` (slow: run it in the background, its thread lowered with
 ``lower_this_threads_priority()``; BM25 answers meanwhile). A long-running process calls
-``freeze_loaded_objects()`` once after ``index.warm_up()``: the collector's pauses stay short.
+``map_large_blocks_apart()`` once before loading (freed arrays go back to the system) and
+``freeze_loaded_objects()`` once after ``index.warm_up()`` (the collector's pauses stay short).
 
 A search is a pipeline of stages, each in its own module: parse (``query``) -> expand (``expansion``:
 spelling variants, word forms, typos, compounds) -> candidates (``index``: BM25; ``semantic``: nearest by
@@ -39,14 +40,15 @@ _EXPORTS = {
     "SearchIndex": "search", "SearchResult": "search",
     "VectorBuild": "semantic",
     "lower_this_threads_priority": "background",
-    "freeze_loaded_objects": "memory",
+    "freeze_loaded_objects": "memory", "map_large_blocks_apart": "memory",
 }  # fmt: skip
 
 __all__ = [
     "NO_EXPANSION", "NO_SEMANTIC", "BM25Params", "ContextSentence", "Corpus", "CorpusError", "Document",
     "ExpansionSettings", "Hit", "IndexSettings", "IndexStats", "LiveIndex", "OpenedIndex", "Problem",
     "SearchIndex", "SearchResult", "Segment", "SemanticSettings", "Update", "VectorBuild",
-    "freeze_loaded_objects", "load_corpus", "lower_this_threads_priority", "open_index", "open_vectors",
+    "freeze_loaded_objects", "load_corpus", "lower_this_threads_priority", "map_large_blocks_apart",
+    "open_index", "open_vectors",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
     from retrieval.fusion import NO_SEMANTIC, SemanticSettings
     from retrieval.index import BM25Params
     from retrieval.live import LiveIndex, Segment, Update
-    from retrieval.memory import freeze_loaded_objects
+    from retrieval.memory import freeze_loaded_objects, map_large_blocks_apart
     from retrieval.search import ContextSentence, Hit, IndexSettings, IndexStats, SearchIndex, SearchResult
     from retrieval.semantic import VectorBuild
 
