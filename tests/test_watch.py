@@ -136,3 +136,19 @@ def test_a_failing_refresh_leaves_the_index_and_the_watcher_alive(
     os.utime(live.root / "x.txt")  # the next change is heard of, and the file goes live then
     assert wait_for(lambda: found(live, "walrus"))
 
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority") or os.uname().sysname != "Linux",
+                    reason="per-thread nice values are Linux's")
+@pytest.mark.parametrize("start", ["start", "start_on_request"])
+def test_refreshes_run_at_a_lower_priority_than_the_searches(live: LiveIndex, start: str) -> None:
+    watching = CorpusWatcher(live, settle=0.3, poll_every=3600)
+    getattr(watching, start)()
+    try:
+        thread = watching._thread
+        assert thread is not None and thread.native_id is not None
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert wait_for(lambda: os.getpriority(os.PRIO_PROCESS, thread.native_id) > min(ours, 18))
+        assert os.getpriority(os.PRIO_PROCESS, 0) == ours  # the rest of the process as it was
+    finally:
+        watching.stop()
