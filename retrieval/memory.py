@@ -14,7 +14,8 @@ a mapping of its own, returned to the system the moment it is freed. Measured at
 (``benchmarks/bench_growth.py``, ``bench_latency.py``): anonymous memory grew 122 MiB over 20 one-document
 updates instead of 200, the batch's peak fell from 1.47x to 1.41x its steady state, and questions were
 faster too (p50 4.2-5.0 ms against 5.6-6.5): fresh mappings of the scoring arrays cost less than reused
-heap memory here.
+heap memory here. The price: composing a generation touches fresh pages (0.25 s against 0.16 s at that
+size), which the watcher's lowered priority keeps off the questions (``retrieval.watch``).
 
 Python's cyclic collector, when it collects the oldest generation, walks every container object alive,
 holding the interpreter lock: with the lexicons, the typo index and the vocabulary loaded that is
