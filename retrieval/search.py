@@ -202,6 +202,7 @@ class SearchIndex:
         self._titles: InvertedIndex | None = None  # the documents' titles, indexed on first use
         self._title_terms: list[list[str]] | None = None  # each document's title, analysed (ditto)
         self._cjk_pair_map: dict[str, list[str]] | None = None  # CJK character -> indexed pairs holding it
+        self._document_years: np.ndarray | None = None  # each document's year (0: undated), on first use
         dates = [d.date for d in store.documents if d.date]
         self._date_span = (min(dates).year, max(dates).year) if dates else None
         self._expander = QueryExpander(
@@ -812,16 +813,16 @@ class SearchIndex:
         if span is None or not years or not any(span[0] <= y <= span[1] for y in years):
             return None
         after = self.settings.semantic.date_after
-        store = self._store
+        wanted = np.fromiter(years, dtype=np.int32)
+        document_years = self._document_years
+        if document_years is None:  # two threads may both make it: the same array, and no harm
+            document_years = self._document_years = np.array(
+                [d.date.year if d.date else 0 for d in self._store.documents], dtype=np.int32)  # fmt: skip
+        sentence_doc = self._store.sentence_doc
 
         def match(ids: np.ndarray) -> np.ndarray:
-            ordinals = store.sentence_dates(np.asarray(ids, dtype=np.int64))
-            out = np.zeros(ordinals.size)
-            for i, ordinal in enumerate(ordinals.tolist()):
-                if ordinal != UNKNOWN_DATE:
-                    year = dt.date.fromordinal(ordinal).year
-                    out[i] = 1.0 if year in years else after if year - 1 in years else 0.0
-            return out
+            year = document_years[sentence_doc[np.asarray(ids, dtype=np.int64)]]  # 0: undated
+            return np.where(np.isin(year, wanted), 1.0, np.where(np.isin(year - 1, wanted), after, 0.0))
 
         return match
 
