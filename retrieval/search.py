@@ -158,6 +158,7 @@ _UNKNOWN_WORD_PENALTY = 0.2
 _OTHER_YEARS_PENALTY = 0.2
 _PHRASE_CONFIDENCE = 0.9
 _YEAR = re.compile(r"\b(1\d{3}|20\d{2})\b")
+_DECADE = re.compile(r"\b(1\d{2}|20\d)0'?s\b")  # "the 1850s", "1850's": every year of it
 _WORD_SAMPLE = 50_000  # sentences read for the words as written, for typo look-ups (~1 s at most)
 # A phrase is checked word by word in the candidates that hold all its words, best first: all of them when
 # there are at most _PHRASE_EXACT (an exact total), else until the page is full, and never more than
@@ -805,11 +806,13 @@ class SearchIndex:
         return fused.ids, fused.scores, best_cosine
 
     def _date_matcher(self, query: Query) -> Callable[[np.ndarray], np.ndarray] | None:
-        """How well each sentence's document date fits the years the question names: 1 in such a year,
-        ``date_after`` in the year after it (what is reported of a year); None when it names none the corpus
-        spans."""
+        """How well each sentence's document date fits the years the question names (a decade, "the 1850s",
+        names each of its years): 1 in such a year, ``date_after`` in the year after it (what is reported
+        of a year); None when it names none the corpus spans."""
         span = self._date_span
         years = {int(y) for y in _YEAR.findall(query.text)}
+        for decade in _DECADE.findall(query.text):
+            years.update(range(int(decade) * 10, int(decade) * 10 + 10))
         if span is None or not years or not any(span[0] <= y <= span[1] for y in years):
             return None
         after = self.settings.semantic.date_after

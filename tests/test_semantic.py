@@ -240,3 +240,20 @@ def test_a_year_in_the_question_favours_the_documents_of_that_year(tmp_path: Pat
     assert ranked("harbour closed") == usual
     assert ranked("harbour closed in 1990") == usual
     assert ranked("harbour closed in 1877", SemanticSettings(date_weight=0.0)) == usual
+
+
+def test_a_decade_in_the_question_names_each_of_its_years(tmp_path: Path) -> None:
+    import datetime as dt
+
+    documents = [
+        Document(f"{year}.txt", "Annual report", dt.date(year, 12, 1),
+                 (f"The harbour was closed for the winter, said {name}.",))
+        for year, name in ((1868, "Smith"), (1873, "Jones"), (1880, "Brown"))
+    ]
+    index = SearchIndex.build(documents, IndexSettings(expansion=NO_EXPANSION))
+    build = index.vector_build(ToyEncoder(), tmp_path)
+    build.run()
+    index.attach_vectors(build)
+    for question in ("harbour closed in the 1870s", "harbour closed in the 1870's"):
+        # 1873 is in it; 1880, the year after its last, reports on it; 1868 is not.
+        assert [hit.doc for hit in index.search(question, k=3).hits] == ["1873.txt", "1880.txt", "1868.txt"]
