@@ -84,7 +84,7 @@ class RankingConfig:
     b: float = _key(0.75, low=0, high=1)
     epsilon: float = _key(0.25, low=0)
     delta: float | None = _key(None, low=0)  # None: the algorithm's own default
-    expansions: bool = _key(True)  # spelling variants, word forms, typo fixes and compounds as extra terms
+    expansions: bool = _key(True)  # spelling variants, word forms, typos, compounds, synonyms: extra terms
     semantic: bool = _key(True)  # rank by meaning too (sentence embeddings), fused with BM25
     semantic_weight: float = _key(0.5, low=0, high=1)  # the share of the fused score that meaning gives
 

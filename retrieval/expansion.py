@@ -1,7 +1,8 @@
 """Question words -> weighted index terms: the question's own terms, and the other ways the corpus says them.
 
 People do not type the corpus's words: they write "colour" where it says "color", "went" where it says
-"go", "goverment", "peace keepers". Each question word is looked up four ways, and what the corpus holds
+"go", "goverment", "peace keepers", "folder" where it says "directory". Each question word is looked up five
+ways, and what the corpus holds
 is added as an *extra* term with a weight below 1, so a sentence with the exact word still ranks first:
 
 * **spelling**: the British or American spelling of the word (the ``breame`` word lists);
@@ -11,11 +12,14 @@ is added as an *extra* term with a weight below 1, so a sentence with the exact 
   common) -> the corpus words within a small edit distance for its length, from a SymSpell index over the
   corpus vocabulary (so names and jargon are never "corrected" to dictionary words);
 * **compounds**: two question words written as one in the corpus ("peace keepers" -> "peacekeepers") and
-  one unknown word that is two corpus words ("database" -> "data" + "base").
+  one unknown word that is two corpus words ("database" -> "data" + "base");
+* **synonyms**: the words that share one of its first two senses in WordNet ("folder" -> "directory",
+  "plague" -> "pestilence"; ``retrieval.synonyms``), where its database is installed.
 
-Nothing here invents a term the corpus lacks: every extra term is in the vocabulary. The lists for spelling
-and word forms are English; other languages get typos and compounds only. ``expand`` is cheap (a few dict
-look-ups per word); the SymSpell index is built once, on first use, over the terms seen at least twice.
+Nothing here invents a term the corpus lacks: every extra term is in the vocabulary. The lists for
+spelling, word forms and synonyms are English; other languages get typos and compounds only. ``expand`` is
+cheap (a few dict look-ups per word); the SymSpell index is built once, on first use, over the terms seen
+at least twice.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from retrieval.analysis import Analyzer
+from retrieval.synonyms import default_wordnet
 
 QUESTION, SPELLING, WORD_FORM, TYPO, COMPOUND = "question", "spelling", "form", "typo", "compound"
+SYNONYM = "synonym"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +47,20 @@ class ExpansionSettings:
     word_forms: bool = True
     typos: bool = True
     compounds: bool = True
+    synonyms: bool = True  # WordNet's, where its database is installed (``retrieval.synonyms``)
     spelling_weight: float = 0.9
     word_form_weight: float = 0.6
     typo_weight: float = 0.8
     compound_weight: float = 0.8
+    synonym_weight: float = 0.6
 
     @property
     def any(self) -> bool:
-        return self.spelling or self.word_forms or self.typos or self.compounds
+        return self.spelling or self.word_forms or self.typos or self.compounds or self.synonyms
 
 
-NO_EXPANSION = ExpansionSettings(spelling=False, word_forms=False, typos=False, compounds=False)
+NO_EXPANSION = ExpansionSettings(spelling=False, word_forms=False, typos=False, compounds=False,
+                                 synonyms=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,7 @@ class WeightedTerm:
 
     term: str
     weight: float
-    source: str  # QUESTION, SPELLING, WORD_FORM, TYPO or COMPOUND
+    source: str  # QUESTION, SPELLING, WORD_FORM, TYPO, COMPOUND or SYNONYM
     word: str  # the question word (or words) it stands for, case-folded
 
 
@@ -76,6 +85,7 @@ TYPO_INDEX_WAIT = 0.5
 _HEAD_SHARE = 0.75  # the head of an unknown compound weighs this share of a compound's parts
 _MIN_HEAD_CHARS = 4
 _MAX_FORM_TERMS = 4
+_MAX_SYNONYM_TERMS = 4  # a word's synonyms the corpus has, in WordNet's order of senses
 # The SymSpell index holds the most frequent terms only (a correction to a word the corpus uses once or twice
 # is seldom what was meant), and deletes of a 5-letter prefix: ~15 entries a term, ~100 MB at the cap.
 _TYPO_VOCABULARY = 50_000
@@ -118,6 +128,7 @@ class QueryExpander:
         self._english = english
         self._spelling = self.settings.spelling and english
         self._word_forms = self.settings.word_forms and english
+        self._wordnet = default_wordnet() if self.settings.synonyms and english else None
         self._symspell: object | None = None
         self._symspell_lock = threading.Lock()
 
@@ -150,6 +161,9 @@ class QueryExpander:
             if self._word_forms:
                 for term in self._form_terms(word, token.term):
                     add(term, self.settings.word_form_weight, WORD_FORM, word)
+            if self._wordnet is not None:
+                for term in self._synonym_terms(word, token.term):
+                    add(term, self.settings.synonym_weight, SYNONYM, word)
             if self.settings.typos and typo_lookups < _MAX_TYPO_WORDS and self._rare(token.term):
                 typo_lookups += 1
                 for term in self._typo_terms(word, token.term):
@@ -198,6 +212,24 @@ class QueryExpander:
         found.sort(key=lambda t: -int(self._df[self._term_ids[t]]))
         return found[:_MAX_FORM_TERMS]
 
+    def _synonym_terms(self, word: str, term: str) -> list[str]:
+        import lemminflect
+
+        assert self._wordnet is not None
+        lemmas = {word} | {lemma for found in lemminflect.getAllLemmas(word).values() for lemma in found}
+        terms: list[str] = []
+        for lemma in sorted(lemmas):
+            for synonym in self._wordnet.synonyms(lemma):
+                if synonym in lemmas:
+                    continue
+                synonym_term = self._single_term(synonym)
+                if (synonym_term and synonym_term != term and synonym_term in self._term_ids
+                        and synonym_term not in terms):
+                    terms.append(synonym_term)
+                    if len(terms) >= _MAX_SYNONYM_TERMS:
+                        return terms
+        return terms
+
     def warm_up(self) -> None:
         """Load the lexicons and build the typo index, which the first expansion would otherwise do."""
         if self.settings.typos:
@@ -206,6 +238,8 @@ class QueryExpander:
             self._form_terms("went", "went")
         if self._spelling:
             self._spelling_terms("colour")
+        if self._wordnet is not None:
+            self._wordnet.synonyms("folder")  # reads WordNet's index (~0.5 s)
 
     def adopt(self, previous: QueryExpander) -> None:
         """Use the typo index ``previous`` built, if any, rather than building one: for an index that is

@@ -876,10 +876,10 @@ async def test_meaning_is_used_once_embedded_and_about_tells_the_progress(tg, sm
     async with running_bot(tg, index):
         about = (await ask(tg, "/about"))["text"]
         assert "By meaning: being prepared, 0 % (0 of 14 sentences)" in about
-        assert "No quotes found for seaport" in (await ask(tg, "seaport"))["text"]
+        assert "No quotes found for quayside" in (await ask(tg, "quayside"))["text"]
         await asyncio.to_thread(build.run)
         assert "By meaning: on" in (await ask(tg, "/about"))["text"]
-        reply = await ask(tg, "seaport")
+        reply = await ask(tg, "quayside")
     assert "harbour" in reply["text"].casefold()
     bold = entity_texts(reply, "bold")
     assert bold and all(b.rstrip(".").isdigit() for b in bold)  # only the numbers: no word of it matched

@@ -14,7 +14,7 @@ from retrieval.semantic import DenseScores, SentenceVectors
 
 SYNONYMS = {
     "quit": "resign", "resigned": "resign", "stepped": "resign", "sue": "court", "court": "court",
-    "seaport": "harbour",
+    "seaport": "harbour", "quayside": "harbour",  # in WordNet "seaport" is a "harbour"; "quayside" is not
 }
 
 _TOY_STOP_WORDS = {"the", "did", "they", "on", "a", "was", "down", "in"}
