@@ -387,7 +387,6 @@ class QueryExpander:
             self._symspell_lock.release()
 
 
-@functools.cache
 @functools.lru_cache(maxsize=65536)
 def _lemmas(word: str) -> frozenset[str]:
     """The lemmas of ``word`` in every part of speech (lemminflect's), for word forms and synonyms alike."""
@@ -396,6 +395,7 @@ def _lemmas(word: str) -> frozenset[str]:
     return frozenset(lemma for found in lemminflect.getAllLemmas(word).values() for lemma in found)
 
 
+@functools.cache
 def english_words() -> frozenset[str]:
     """The words of the English frequency dictionary symspellpy ships (loaded once, ~50 ms)."""
     from importlib.resources import files
