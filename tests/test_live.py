@@ -100,6 +100,32 @@ def test_a_file_still_being_written_waits(corpus: Path, tmp_path: Path) -> None:
     assert live.index.search("zeppelin").hits[0].text == "The first half of a long zeppelin story."
 
 
+def test_a_copy_still_going_on_goes_live_whole_in_one_refresh(corpus: Path, tmp_path: Path) -> None:
+    live = LiveIndex.open(corpus, cache_dir=tmp_path / "cache")
+    write(corpus, "d.txt", "date 2022-02-02 Done\n\nThe airship landed in the rain.\n", age=2.0)
+    write(corpus, "e.txt", "date 2022-02-03 Going\n\nThe balloon rose over the fair.\n", age=0.0)
+    update = live.refresh(settle=1, gather=10)
+    assert sorted(update.pending) == ["d.txt", "e.txt"] and not update.changed_anything
+    assert live.documents == 3  # d.txt is written, but waits for the rest of its copy
+    assert update.ready_in is not None and 0.5 < update.ready_in <= 1.05  # when e.txt will have settled
+    past = time.time() - 2
+    os.utime(corpus / "e.txt", (past, past))
+    update = live.refresh(settle=1, gather=10)
+    assert sorted(update.added) == ["d.txt", "e.txt"] and not update.pending
+    assert len(live.segments) == 2  # one new segment for the whole copy
+
+
+def test_a_copy_that_goes_on_and_on_is_taken_in_part_after_gather_seconds(
+    corpus: Path, tmp_path: Path
+) -> None:
+    live = LiveIndex.open(corpus, cache_dir=tmp_path / "cache")
+    write(corpus, "d.txt", "date 2022-02-02 Done\n\nThe airship landed in the rain.\n", age=12.0)
+    write(corpus, "e.txt", "date 2022-02-03 Going\n\nThe balloon rose over the fair.\n", age=0.0)
+    update = live.refresh(settle=1, gather=10)
+    assert update.added == ("d.txt",) and update.pending == ("e.txt",)
+    assert live.documents == 4 and live.index.search("airship").hits[0].doc == "d.txt"
+
+
 def test_a_broken_new_file_is_named_and_the_rest_goes_live(corpus: Path, tmp_path: Path) -> None:
     live = LiveIndex.open(corpus, cache_dir=tmp_path / "cache")
     (corpus / "broken.txt").write_bytes(b"\x00\x01\x02" * 50)
