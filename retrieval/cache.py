@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 CACHE_MAX_ENTRIES = 4  # index entries kept in one cache folder, the one in use included
 CACHE_MAX_BYTES = 4 * 2**30  # and their total size with their embeddings (1M sentences: ~0.2 + 0.77 GB)
 VERIFY_BYTES = 16 * 2**20  # files up to this size are checksummed in full at every load
+ENCODER_FOLDER = "encoder"  # where load_encoder keeps the model's serialized graph (prune leaves it alone)
 TEMPORARY_MAX_AGE = 3600.0  # seconds: an older temporary folder (or orphan embeddings) is abandoned
 _INDEX_FORMAT_PREFIX = "corpus-bot-index-"  # meta.json "format" of every version of this cache
 _VECTORS_FORMAT_PREFIX = "corpus-bot-vectors-"
@@ -810,9 +811,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def load_encoder(settings: IndexSettings, *, threads: int = 1) -> Encoder | None:
+def load_encoder(
+    settings: IndexSettings, *, threads: int = 1, cache_dir: str | Path | None = None
+) -> Encoder | None:
     """The sentence encoder for indexes of these settings; ``None``, with the reason logged, when meaning
-    is turned off, the corpus is not English or the model is not installed (BM25 alone then)."""
+    is turned off, the corpus is not English or the model is not installed (BM25 alone then). With
+    ``cache_dir``, the model's serialized graph is kept in its ``encoder`` folder for the next load."""
     if not settings.semantic.enabled:
         return None
     if settings.language not in ("english", "porter"):
@@ -822,7 +826,8 @@ def load_encoder(settings: IndexSettings, *, threads: int = 1) -> Encoder | None
     from retrieval.encoder import EncoderUnavailable, SentenceEncoder
 
     try:
-        return SentenceEncoder.load(threads=threads)
+        graph_cache = Path(cache_dir) / ENCODER_FOLDER if cache_dir is not None else None
+        return SentenceEncoder.load(threads=threads, graph_cache=graph_cache)
     except EncoderUnavailable as error:
         log.warning("ranking by meaning is off: %s", error)
         return None
@@ -832,8 +837,11 @@ class EncoderLoad:
     """:func:`load_encoder` in a thread of its own, started at once: the model takes about a second to
     load, which a caller can spend opening the index meanwhile. :meth:`result` waits for it."""
 
-    def __init__(self, settings: IndexSettings, *, threads: int = 1) -> None:
+    def __init__(
+        self, settings: IndexSettings, *, threads: int = 1, cache_dir: str | Path | None = None
+    ) -> None:
         self.threads = threads
+        self.cache_dir = cache_dir
         self._encoder: Encoder | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._load, args=(settings,), name="load-encoder", daemon=True)
@@ -841,7 +849,7 @@ class EncoderLoad:
 
     def _load(self, settings: IndexSettings) -> None:
         try:
-            self._encoder = load_encoder(settings, threads=self.threads)
+            self._encoder = load_encoder(settings, threads=self.threads, cache_dir=self.cache_dir)
         except BaseException as error:  # raised again by result(), in the caller's thread
             self._error = error
 
@@ -865,7 +873,7 @@ def open_vectors(
     searches rank by meaning once they are complete; ``None``, with the reason logged, when meaning is
     turned off or the model is not installed (BM25 alone then). A build that is not complete must still
     be run: ``build.run()``, which takes minutes per 10k sentences, off the event loop."""
-    encoder = load_encoder(index.settings, threads=threads)
+    encoder = load_encoder(index.settings, threads=threads, cache_dir=cache_dir)
     if encoder is None:
         return None
     build = index.vector_build(encoder, cache_dir)

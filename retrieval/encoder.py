@@ -16,8 +16,11 @@ does not run it). What it runs instead:
   ``_NumpyBert`` is the same computation in plain numpy, a cross-check for the graph in the tests and the
   fallback when onnxruntime is not installed (a few times slower).
 
-The graph is built at every load: without its weights (handed to onnxruntime as in-memory arrays) it is
-~130 KB and takes milliseconds, so there is no exported ``.onnx`` file to cache, ship or keep in step.
+The graph is worked out at every load (milliseconds); without its weight matrices (handed to onnxruntime as
+in-memory arrays) it is ~130 KB. Serializing it needs the ``onnx`` package, whose import alone takes 0.1-0.8 s
+(``ml_dtypes`` 0.7), so with a ``graph_cache`` folder the serialized graph is kept there, named by a digest
+of its content: a later load (the bot's restart, each ``corpus-bot ask``) reads it back without importing
+``onnx``, and a changed graph gets a new name rather than a stale copy.
 
 Thread-safety: a loaded ``SentenceEncoder`` is immutable. ``onnxruntime.InferenceSession.run`` may be called
 from several threads at once (documented as thread-safe), the tokenizer's settings are fixed at load and its
@@ -28,13 +31,16 @@ threads of its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import logging
 import math
+import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -62,6 +68,8 @@ _REQUIRED_FILES = ("model.safetensors", "tokenizer.json", "config.json", "1_Pool
 _MASK_BIAS = float(np.finfo(np.float32).min)  # added to the scores of padding, as transformers does
 _POOL_EPS = 1e-9  # sentence-transformers' clamp of the token count in mean pooling
 _NORM_EPS = 1e-12  # torch.nn.functional.normalize's
+_ONNX_FLOAT = 1  # onnx.TensorProto.FLOAT, the Cast target of the attention mask
+_GRAPH_FORMAT = "1"  # part of a cached graph's name: how _serialize lays the graph out
 
 Backend = Literal["auto", "onnx", "numpy"]
 
@@ -251,20 +259,39 @@ class _NumpyBert:
         return (pooled / np.maximum(norms, _NORM_EPS)).astype(np.float32)
 
 
-def _build_onnx(weights: _Weights) -> tuple[bytes, dict[str, np.ndarray]]:
-    """The ONNX model (opset 17, standard operators only): inputs ``input_ids`` and ``attention_mask`` (int64,
-    [batch, seq]) and ``position_ids`` (int64, [seq], 0 to seq - 1), output ``embedding`` (float32,
-    [batch, 384], unit rows).
+@dataclass(frozen=True, slots=True)
+class _Graph:
+    """The network as plain data, before it is an ONNX protobuf: nodes ``(operator, inputs, outputs,
+    attributes)``, the small constants (serialized into the graph) and the large ones (weight matrices, handed
+    to onnxruntime as in-memory arrays), both by name."""
 
-    Returned as the serialized graph with its large tensors left out (marked external) plus those tensors by
-    name, for ``SessionOptions.add_external_initializers``: serializing 87 MiB of weights into the protobuf
-    and parsing them back costs ~0.7 s and two transient copies; this way the graph is ~130 KB, built in
-    milliseconds, and onnxruntime copies each array once into its own memory."""
-    from onnx import TensorProto, helper, numpy_helper
+    nodes: list[tuple[str, list[str], list[str], dict[str, Any]]]
+    small: dict[str, np.ndarray]
+    large: dict[str, np.ndarray]
 
-    nodes: list[Any] = []
-    initializers: list[Any] = []
-    external: dict[str, np.ndarray] = {}
+    def key(self) -> str:
+        """A digest of everything the serialized graph holds (the large constants by name and shape only):
+        the name of its cached copy, which changes whenever the graph would."""
+        digest = hashlib.sha256(f"{_GRAPH_FORMAT}\n{self.nodes!r}".encode())
+        for name, value in self.small.items():
+            digest.update(f"{name}:{value.dtype}:{value.shape}".encode())
+            digest.update(value.tobytes())
+        for name, value in self.large.items():
+            digest.update(f"{name}:{value.dtype}:{value.shape}".encode())
+        return digest.hexdigest()
+
+
+def _graph(weights: _Weights) -> _Graph:
+    """The ONNX model (opset 17, standard operators only) as plain data: inputs ``input_ids`` and
+    ``attention_mask`` (int64, [batch, seq]) and ``position_ids`` (int64, [seq], 0 to seq - 1), output
+    ``embedding`` (float32, [batch, 384], unit rows).
+
+    The weight matrices stay out of the serialized graph (marked external): serializing 87 MiB into the
+    protobuf and parsing it back costs ~0.7 s and two transient copies; this way the graph is ~130 KB and
+    onnxruntime copies each array once into its own memory."""
+    nodes: list[tuple[str, list[str], list[str], dict[str, Any]]] = []
+    small: dict[str, np.ndarray] = {}
+    large: dict[str, np.ndarray] = {}
     counter = 0
 
     def const(array: np.ndarray | float | list[int]) -> str:
@@ -277,23 +304,14 @@ def _build_onnx(weights: _Weights) -> tuple[bytes, dict[str, np.ndarray]]:
             value = np.array(array, dtype=np.int64)
         else:
             value = np.ascontiguousarray(array, dtype=np.float32)
-        if value.size < 4096:
-            initializers.append(numpy_helper.from_array(value, name))
-            return name
-        tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=value.shape)
-        tensor.data_location = TensorProto.EXTERNAL
-        for key, text in (("location", "in-memory"), ("offset", "0"), ("length", str(value.nbytes))):
-            entry = tensor.external_data.add()
-            entry.key, entry.value = key, text
-        initializers.append(tensor)
-        external[name] = value
+        (small if value.size < 4096 else large)[name] = value
         return name
 
     def op(kind: str, *inputs: str, outputs: int = 1, **attributes: Any) -> Any:
         nonlocal counter
         counter += 1
         names = [f"{kind.lower()}{counter}_{i}" for i in range(outputs)]
-        nodes.append(helper.make_node(kind, list(inputs), names, **attributes))
+        nodes.append((kind, list(inputs), names, attributes))
         return names[0] if outputs == 1 else names
 
     def dense(x: str, matrix: np.ndarray, bias: np.ndarray) -> str:
@@ -309,7 +327,7 @@ def _build_onnx(weights: _Weights) -> tuple[bytes, dict[str, np.ndarray]]:
     positions = op("Gather", const(w.position), "position_ids")
     x = op("Add", op("Gather", const(w.word), "input_ids"), positions)
     x = layer_norm(x, *w.ln)
-    mask = op("Cast", "attention_mask", to=TensorProto.FLOAT)
+    mask = op("Cast", "attention_mask", to=_ONNX_FLOAT)
     bias = op("Mul", op("Sub", const(1.0), mask), const(_MASK_BIAS))
     bias = op("Unsqueeze", bias, const([1, 2]))  # [batch, 1, 1, seq]: the same for every query position
     split_heads = const([0, 0, w.heads, w.head_size])  # 0 = keep that dimension
@@ -334,36 +352,67 @@ def _build_onnx(weights: _Weights) -> tuple[bytes, dict[str, np.ndarray]]:
     count = op("Max", op("ReduceSum", mask3, axis1, keepdims=0), const(_POOL_EPS))
     pooled = op("Div", summed, count)
     norm = op("Max", op("ReduceL2", pooled, axes=[1], keepdims=1), const(_NORM_EPS))
-    nodes.append(helper.make_node("Div", [pooled, norm], ["embedding"]))
+    nodes.append(("Div", [pooled, norm], ["embedding"], {}))
+    return _Graph(nodes, small, large)
 
-    graph = helper.make_graph(
+
+def _serialize(graph: _Graph) -> bytes:
+    """The graph as an ONNX protobuf, its large constants marked external ("in-memory"), with ``onnx``."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    initializers: list[Any] = [numpy_helper.from_array(value, name) for name, value in graph.small.items()]
+    for name, value in graph.large.items():
+        tensor = TensorProto(name=name, data_type=TensorProto.FLOAT, dims=value.shape)
+        tensor.data_location = TensorProto.EXTERNAL
+        for key, text in (("location", "in-memory"), ("offset", "0"), ("length", str(value.nbytes))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, text
+        initializers.append(tensor)
+    nodes = [helper.make_node(kind, inputs, outputs, **attributes) for kind, inputs, outputs, attributes
+             in graph.nodes]  # fmt: skip
+    hidden = next(iter(graph.large.values())).shape[1]
+    onnx_graph = helper.make_graph(
         nodes,
         f"{MODEL_NAME}-mean-pooled",
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
          helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["seq"])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", w.hidden])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
         initializers,
     )
     # IR 8 / opset 17 (onnx 1.12): the oldest pair with LayerNormalization, readable by any recent runtime.
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8,
+    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8,
                               producer_name="corpus-bot retrieval.encoder")
-    return model.SerializeToString(), external
+    return model.SerializeToString()
 
 
-def _onnx_runner(weights: _Weights, threads: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """``(input_ids, attention_mask) -> embeddings`` through an onnxruntime session of the graph; the weights
-    are handed over in memory and the session copies them (tests/test_encoder.py checks it), so the caller
-    may drop its arrays."""
+def _graph_path(graph: _Graph, graph_cache: Path) -> Path:
+    return Path(graph_cache) / f"{MODEL_NAME}-{graph.key()[:24]}.onnx"
+
+
+def _serialized(graph: _Graph, graph_cache: Path | None) -> bytes:
+    """The serialized graph, from ``graph_cache`` when it holds this very graph (importing ``onnx`` alone
+    takes 0.1-0.8 s, most of it its ``ml_dtypes`` dependency), else made and, with ``graph_cache``, kept
+    there (written whole: a temporary file, then a rename). A folder that cannot be written is no error."""
+    if graph_cache is None:
+        return _serialize(graph)
+    path = _graph_path(graph, graph_cache)
     try:
-        import onnxruntime
-    except ImportError:
-        raise EncoderUnavailable("onnxruntime is not installed: pip install onnxruntime") from None
+        return path.read_bytes()
+    except OSError:
+        pass
+    data = _serialize(graph)
     try:
-        import onnx  # noqa: F401 - only its helper is used, inside _build_onnx
-    except ImportError:
-        raise EncoderUnavailable("onnx (the graph builder) is not installed: pip install onnx") from None
-    graph, external = _build_onnx(weights)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    except OSError as error:
+        log.info("the encoder's graph is not kept in %s: %s", graph_cache, error)
+    return data
+
+
+def _session(onnxruntime: Any, graph: bytes, external: dict[str, np.ndarray], threads: int) -> Any:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -373,7 +422,33 @@ def _onnx_runner(weights: _Weights, threads: int) -> Callable[[np.ndarray, np.nd
     names = list(external)
     options.add_external_initializers(names, [onnxruntime.OrtValue.ortvalue_from_numpy(external[n])
                                               for n in names])
-    session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+
+
+def _onnx_runner(
+    weights: _Weights, threads: int, graph_cache: Path | None = None
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """``(input_ids, attention_mask) -> embeddings`` through an onnxruntime session of the graph; the weights
+    are handed over in memory and the session copies them (tests/test_encoder.py checks it), so the caller
+    may drop its arrays. ``graph_cache``: a folder to keep the serialized graph in (see ``_serialized``)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise EncoderUnavailable("onnxruntime is not installed: pip install onnxruntime") from None
+    parts = _graph(weights)
+    try:
+        graph = _serialized(parts, graph_cache)
+    except ImportError:
+        raise EncoderUnavailable("onnx (the graph builder) is not installed: pip install onnx") from None
+    try:
+        session = _session(onnxruntime, graph, parts.large, threads)
+    except Exception:
+        if graph_cache is None:
+            raise
+        log.warning("the encoder's graph kept in %s could not be read; it is made again", graph_cache)
+        with contextlib.suppress(OSError):
+            _graph_path(parts, graph_cache).unlink()
+        session = _session(onnxruntime, _serialized(parts, graph_cache), parts.large, threads)
 
     def run(input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         feed = {"input_ids": input_ids, "attention_mask": attention_mask,
@@ -414,6 +489,7 @@ class SentenceEncoder:
         *,
         threads: int = 1,
         backend: Backend = "auto",
+        graph_cache: Path | None = None,
     ) -> SentenceEncoder:
         """Check and load the model; nothing here touches the network.
 
@@ -422,8 +498,9 @@ class SentenceEncoder:
         (more threads hand ~20 tokens' work around for little gain, and the bot has other work for its
         cores), 2+ speeds up bulk ``encode``. ``backend``: ``"onnx"`` requires onnxruntime and onnx,
         ``"numpy"`` forces the slow path, ``"auto"`` falls back to numpy with a warning when either is
-        missing. Raises ``EncoderUnavailable`` for a missing package or file, or a file that is not the
-        pinned one."""
+        missing. ``graph_cache``: a folder where the serialized graph is kept for the next load (see the
+        module's docstring). Raises ``EncoderUnavailable`` for a missing package or file, or a file that is
+        not the pinned one."""
         if threads < 1:
             raise ValueError(f"threads must be at least 1, not {threads}")
         model_dir = package_model_dir() if model_dir is None else Path(model_dir)
@@ -439,7 +516,7 @@ class SentenceEncoder:
         weights = _Weights(_load_weights(model_dir), config)
         if backend == "numpy":
             return cls(tokenizer, _NumpyBert(weights), backend="numpy", threads=threads)
-        run = _onnx_runner(weights, threads)
+        run = _onnx_runner(weights, threads, graph_cache)
         del weights  # the session has its own copy
         return cls(tokenizer, run, backend="onnx", threads=threads)
 

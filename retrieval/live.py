@@ -180,7 +180,7 @@ class LiveIndex:
         settings = settings or IndexSettings()
         encoder_load = None
         if meaning_threads is not None and settings.semantic.enabled:
-            encoder_load = EncoderLoad(settings, threads=meaning_threads)
+            encoder_load = EncoderLoad(settings, threads=meaning_threads, cache_dir=cache_dir)
         root = Path(corpus_path)
         require_folder(root)
         cache = Path(cache_dir) if cache_dir is not None else None
@@ -326,7 +326,7 @@ class LiveIndex:
         if load is not None and load.threads == threads:
             encoder = load.result()
         else:
-            encoder = load_encoder(self.settings, threads=threads)
+            encoder = load_encoder(self.settings, threads=threads, cache_dir=self.cache_dir)
         if encoder is None:
             return None
         with self._lock:

@@ -292,3 +292,61 @@ def test_long_texts_go_through_in_smaller_runs(onnx_encoder: SentenceEncoder, mo
     assert len(shapes) > 1 and max(rows for rows, _ in shapes) < 12
     assert shapes[0][0] * shapes[0][1] <= 400 or shapes[0][0] == 1
     assert cosines(split, whole).min() > 0.99999
+
+
+def test_the_serialized_graph_is_kept_and_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reference: tuple[list[str], np.ndarray]
+) -> None:
+    texts, expected = reference
+    SentenceEncoder.load(backend="onnx", graph_cache=tmp_path / "encoder")
+    [kept] = (tmp_path / "encoder").iterdir()
+    assert kept.name.startswith("all-MiniLM-L6-v2-") and kept.suffix == ".onnx"
+    assert 50_000 < kept.stat().st_size < 1_000_000  # the graph without its weight matrices
+
+    def no_serializing(graph: object) -> bytes:
+        raise AssertionError("the kept graph should have been read back")
+
+    monkeypatch.setattr(enc, "_serialize", no_serializing)  # what needs the onnx package
+    encoder = SentenceEncoder.load(backend="onnx", graph_cache=tmp_path / "encoder")
+    assert cosines(encoder.encode(texts), expected).min() > MIN_COSINE
+
+
+def test_a_damaged_kept_graph_is_made_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, reference: tuple[list[str], np.ndarray]
+) -> None:
+    texts, expected = reference
+    SentenceEncoder.load(backend="onnx", graph_cache=tmp_path)
+    [kept] = tmp_path.iterdir()
+    kept.write_bytes(b"not a graph")
+    with caplog.at_level(logging.WARNING, logger="retrieval.encoder"):
+        encoder = SentenceEncoder.load(backend="onnx", graph_cache=tmp_path)
+    assert "could not be read" in caplog.text
+    assert cosines(encoder.encode(texts), expected).min() > MIN_COSINE
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="retrieval.encoder"):
+        SentenceEncoder.load(backend="onnx", graph_cache=tmp_path)
+    assert not caplog.text  # kept whole again
+
+
+def test_a_changed_graph_is_kept_under_another_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    SentenceEncoder.load(backend="onnx", graph_cache=tmp_path)
+    monkeypatch.setattr(enc, "_GRAPH_FORMAT", "another layout")
+    SentenceEncoder.load(backend="onnx", graph_cache=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_an_unwritable_graph_cache_is_no_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("in the way")
+    encoder = SentenceEncoder.load(backend="onnx", graph_cache=blocker / "encoder")
+    assert encoder.encode_query("still works").shape == (DIMENSION,)
+
+
+def test_the_index_cache_keeps_the_graph_in_its_encoder_folder(tmp_path: Path) -> None:
+    from retrieval import IndexSettings
+    from retrieval.cache import ENCODER_FOLDER, load_encoder, prune
+
+    assert load_encoder(IndexSettings(), cache_dir=tmp_path) is not None
+    [kept] = (tmp_path / ENCODER_FOLDER).iterdir()
+    prune(tmp_path, max_entries=0, max_bytes=0)  # evicts index entries, not this
+    assert kept.is_file()

@@ -384,7 +384,8 @@ def test_the_model_loads_beside_the_opening(corpus: Path, tmp_path: Path, monkey
 
     loads: list[tuple[str, int]] = []
 
-    def load(settings: object, *, threads: int = 1) -> ToyEncoder:
+    def load(settings: object, *, threads: int = 1, cache_dir: Path | None = None) -> ToyEncoder:
+        assert cache_dir == tmp_path / "cache"  # where the model's graph is kept
         loads.append((threading.current_thread().name, threads))
         return ToyEncoder()
 
