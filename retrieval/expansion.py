@@ -236,7 +236,7 @@ class QueryExpander:
         if self._spelling:
             self._spelling_terms("colour")
         if self._wordnet is not None:
-            self._wordnet.synonyms("folder")  # reads WordNet's index (~0.3 s)
+            self._wordnet.synonyms("folder")  # opens WordNet's files
 
     def adopt(self, previous: QueryExpander) -> None:
         """Use the typo index ``previous`` built, if any, rather than building one: for an index that is

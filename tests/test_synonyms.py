@@ -57,6 +57,24 @@ def test_synonyms_come_from_a_words_first_senses_in_order(tmp_path: Path) -> Non
     assert wordnet.synonyms("zeppelin") == []
 
 
+def test_a_word_is_found_by_binary_search_in_a_large_index(tmp_path: Path) -> None:
+    # Many lemmas (an index far larger than the window read whole), each naming the one noun synset;
+    # every one is found, and words before, between and after them are not.
+    folder = write_wordnet(tmp_path / "wordnet")
+    lemmas = [*sorted(f"{a}{b}{c}{d}" for a in "bcdfg" for b in "aeiou" for c in "lmnprst" for d in "aeiou"),
+              "zz"]  # fmt: skip
+    with open(folder / "index.noun", "a", encoding="latin-1") as index:  # after "sick_bay": still sorted
+        for lemma in lemmas:
+            index.write(f"t{lemma} n 1 1 @ 1 0 {len(LICENCE):08d}  \n")
+    assert (folder / "index.noun").stat().st_size > 8 * synonyms_module._SCAN
+    wordnet = WordNet(folder)
+    for lemma in lemmas:
+        assert wordnet.synonyms(f"t{lemma}") == ["directory", "folder"], lemma
+    for absent in ("tbaaa", "tbalax", "tzzz", "t", "ta", "zzz", "aaa", "sick", "tgusx"):
+        assert wordnet.synonyms(absent) == [], absent
+    assert wordnet.synonyms("folder")[:1] == ["directory"]  # the small ones before them still there
+
+
 def test_a_folder_that_is_no_wordnet_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"not a WordNet database: no index\.noun"):
         WordNet(tmp_path)
