@@ -189,6 +189,35 @@ def test_a_crash_while_writing_a_segment_leaves_the_last_manifest(
     assert restarted.index.search("lighthouse").hits and restarted.generation == 2
 
 
+def test_a_crash_in_the_middle_of_a_merge_leaves_the_last_manifest(
+    corpus: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    cache = tmp_path / "cache"
+    live = LiveIndex.open(corpus, cache_dir=cache)
+    write(corpus, "d.txt", "date 2021-05-05 Lighthouse\n\nThe lighthouse keeper counted ships.\n")
+    live.refresh(settle=0)
+    (corpus / "b.txt").unlink()
+    live.refresh(settle=0)
+    before = (live.generation, len(live.segments), sorted(d.name for d in live.index._store.documents))
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError("disk full")
+
+    monkeypatch.setattr(live_module, "write_forwards", crash)  # the merged entry written, not yet named
+    with pytest.raises(OSError):
+        live.merge(force=True)
+    assert (live.generation, len(live.segments)) == before[:2]
+    assert live.index.search("lighthouse keeper").hits[0].title == "Lighthouse"
+    monkeypatch.undo()
+    restarted = LiveIndex.open(corpus, cache_dir=cache)  # the manifest still names the segments it did
+    assert (restarted.generation, len(restarted.segments)) == before[:2]
+    names = sorted(d.name for d in restarted.index._store.documents)
+    assert names == before[2] == ["a.txt", "c.txt", "d.txt"]
+    assert not restarted.index.search("apple cider").hits  # b.txt stays masked
+    assert restarted.merge(force=True) is not None and len(restarted.segments) == 1
+    assert_same_index(restarted.index, one_shot(restarted))
+
+
 def test_a_damaged_segment_is_indexed_again(corpus: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     live = LiveIndex.open(corpus, cache_dir=cache)
