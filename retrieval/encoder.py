@@ -268,11 +268,12 @@ class _Graph:
     nodes: list[tuple[str, list[str], list[str], dict[str, Any]]]
     small: dict[str, np.ndarray]
     large: dict[str, np.ndarray]
+    width: int  # of the output embedding
 
     def key(self) -> str:
         """A digest of everything the serialized graph holds (the large constants by name and shape only):
         the name of its cached copy, which changes whenever the graph would."""
-        digest = hashlib.sha256(f"{_GRAPH_FORMAT}\n{self.nodes!r}".encode())
+        digest = hashlib.sha256(f"{_GRAPH_FORMAT}\n{self.width}\n{self.nodes!r}".encode())
         for name, value in self.small.items():
             digest.update(f"{name}:{value.dtype}:{value.shape}".encode())
             digest.update(value.tobytes())
@@ -353,7 +354,7 @@ def _graph(weights: _Weights) -> _Graph:
     pooled = op("Div", summed, count)
     norm = op("Max", op("ReduceL2", pooled, axes=[1], keepdims=1), const(_NORM_EPS))
     nodes.append(("Div", [pooled, norm], ["embedding"], {}))
-    return _Graph(nodes, small, large)
+    return _Graph(nodes, small, large, w.hidden)
 
 
 def _serialize(graph: _Graph) -> bytes:
@@ -370,14 +371,13 @@ def _serialize(graph: _Graph) -> bytes:
         initializers.append(tensor)
     nodes = [helper.make_node(kind, inputs, outputs, **attributes) for kind, inputs, outputs, attributes
              in graph.nodes]  # fmt: skip
-    hidden = next(iter(graph.large.values())).shape[1]
     onnx_graph = helper.make_graph(
         nodes,
         f"{MODEL_NAME}-mean-pooled",
         [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
          helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "seq"]),
          helper.make_tensor_value_info("position_ids", TensorProto.INT64, ["seq"])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", hidden])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", graph.width])],
         initializers,
     )
     # IR 8 / opset 17 (onnx 1.12): the oldest pair with LayerNormalization, readable by any recent runtime.
