@@ -169,17 +169,18 @@ def test_an_index_cached_before_segments_is_the_first_segment(corpus: Path, tmp_
     assert live.index.fingerprint == opened.index.fingerprint
 
 
+def disk_full(*args: object, **kwargs: object) -> None:
+    """A stand-in for a cache write that fails half way."""
+    raise OSError("disk full")
+
+
 def test_a_crash_while_writing_a_segment_leaves_the_last_manifest(
     corpus: Path, tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     cache = tmp_path / "cache"
     live = LiveIndex.open(corpus, cache_dir=cache)
     write(corpus, "d.txt", "date 2021-05-05 Lighthouse\n\nThe lighthouse keeper counted ships.\n")
-
-    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise OSError("disk full")
-
-    monkeypatch.setattr(live_module, "write_entry", crash)
+    monkeypatch.setattr(live_module, "write_entry", disk_full)
     with pytest.raises(OSError):
         live.refresh(settle=0)
     assert live.generation == 1 and live.update_errors == 1 and "disk full" in (live.last_error or "")
@@ -200,10 +201,7 @@ def test_a_crash_in_the_middle_of_a_merge_leaves_the_last_manifest(
     live.refresh(settle=0)
     before = (live.generation, len(live.segments), sorted(d.name for d in live.index._store.documents))
 
-    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise OSError("disk full")
-
-    monkeypatch.setattr(live_module, "write_forwards", crash)  # the merged entry written, not yet named
+    monkeypatch.setattr(live_module, "write_forwards", disk_full)  # the merged entry written, not yet named
     with pytest.raises(OSError):
         live.merge(force=True)
     assert (live.generation, len(live.segments)) == before[:2]
