@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 IN_FLIGHT_GRACE = 10.0  # seconds answers already sent get to arrive once the drain time is up
+HANDLERS_RETURN = 0.5  # seconds the handlers get to return once no answer is on its way any more
 FIRST_WAIT = 1.0  # seconds before trying the Bot API again at start-up; doubled each time
 MAX_WAIT = 60.0
 
@@ -127,10 +128,15 @@ async def drain(application: Application, inbox: Inbox | None, *, timeout: float
         # (cancelled now, Telegram would likely deliver them anyway and the next start send them again).
         limiter.close()
         deadline = time.monotonic() + IN_FLIGHT_GRACE
+        answers_on_their_way = limiter.in_flight > 0
         while limiter.in_flight and not stopping.done() and time.monotonic() < deadline:
             if force is not None and force.is_set():
                 break
             await asyncio.wait({stopping}, timeout=0.05)
+        if answers_on_their_way and not limiter.in_flight and not (force and force.is_set()):
+            # The last answer has arrived; its handler still has to return and the Application to
+            # notice: a moment for that, so a stop with nothing left undone is not reported as cut short.
+            await asyncio.wait({stopping}, timeout=HANDLERS_RETURN)
     if forced is not None:
         forced.cancel()
     finished = _finished(ordered) - finished_before

@@ -57,17 +57,23 @@ def test_a_file_dropped_in_goes_live(live: LiveIndex, watcher: CorpusWatcher) ->
     assert found(live, "walrus") and found(live, "harbour")
 
 
-def test_a_new_file_is_looked_at_once_it_has_settled(live: LiveIndex, watcher: CorpusWatcher) -> None:
+def test_a_new_file_is_looked_at_once_it_has_settled(
+    live: LiveIndex, watcher: CorpusWatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The watcher does not refresh only to find the file still young: it waits until the file has
     been still for ``settle`` since it was written, then reads it in one refresh."""
     assert wait_for(lambda: watcher.refreshes >= 1)  # the first look, once the watch is in place
-    before = watcher.refreshes
+    looks: list[live_module.Update] = []
+    refresh = live.refresh
+    monkeypatch.setattr(live, "refresh", lambda **kw: looks.append(refresh(**kw)) or looks[-1])
     path = live.root / "fresh.txt"
     path.write_text("date 2021-01-01 Fresh\n\nA zeppelin landed.\n", encoding="utf-8")
     written = time.monotonic()
     assert wait_for(lambda: found(live, "zeppelin"))
     assert time.monotonic() - written >= 0.3 - 0.05  # not before it settled
-    assert watcher.refreshes == before + 1
+    assert wait_for(lambda: bool(looks))  # the refresh that took it in has returned
+    assert looks[0].added == ("fresh.txt",)  # the first look after the write took it in
+    assert not any(update.pending for update in looks)  # none found it young
 
 
 def test_a_file_written_in_pieces_is_indexed_whole(live: LiveIndex, watcher: CorpusWatcher) -> None:
